@@ -1,0 +1,26 @@
+# Two commands do all the set-up on a fresh clone:
+#   make run    creates .venv when missing, then runs the main job (export, parity, bench, report)
+#   make test   creates .venv when missing, then runs the test suite (what CI runs)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SAMPLE ?= ../shared/data/imagenet-sample
+OUT    ?= artifacts/run
+# Offline by default: random (UNTRAINED) weights; real calibration images when the sample exists.
+ARGS   ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
+# The machines carry a local CPU-only torch wheel (pip's find-links) that breaks torchvision;
+# ignore it and take the registry's build pinned in constraints.txt.
+PIP    := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip
+
+.PHONY: run test venv
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/shrinkwrap run --out $(OUT) $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
