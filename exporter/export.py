@@ -27,7 +27,7 @@ from exporter.errors import BadInputError
 from exporter.models import LoadedModel, Preprocess
 from exporter.recipe import BuiltVariant, Calibration, CompressionOptions, Recipe
 from exporter.variants import VariantSpec, get_variant
-from runtimes.artifact import (MANIFEST_NAME, SCHEMA_VERSION, ArtifactRecord, Format, InputSpec,
+from runtimes.artifact import (MANIFEST_NAME, SCHEMA_VERSION, ArtifactRecord, Format, InputSpec, default_mode,
                                Manifest, PruneRecord, QuantRecord, atomic_write_bytes,
                                sha256_file, write_manifest)
 from runtimes.structure import set_quantized_engine
@@ -107,6 +107,7 @@ def run_export(req: ExportRequest, progress: Progress = lambda msg: None) -> Man
     recipe = Recipe(req.loaded, calib, req.options)
     out = Path(req.out)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.resolve().parent))
+    os.chmod(stage, default_mode(directory=True))
     try:
         artifacts, references = [], []
         for spec in req.variants:

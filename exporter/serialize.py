@@ -103,10 +103,16 @@ def check_and_write_onnx(proto: onnx.ModelProto, path: Path) -> None:
 def to_float16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """ONNX Runtime's own float16 converter; float32 I/O is kept so every artifact has one interface."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=False)
+        half = convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=False)
+        # The converter appends the I/O casts at the end of the node list; the checker
+        # (rightly) wants topological order.
+        wrapped = OnnxModel(half)
+        wrapped.topological_sort()
+        return wrapped.model
 
 
 def ort_quantize_static(fp32_onnx: Path, out: Path, calib: torch.Tensor, input_name: str,

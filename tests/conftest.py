@@ -1,0 +1,52 @@
+"""Shared fixtures: one small real export per test session, reused by many tests.
+
+Small inputs (64x64) keep every stage fast on a 2-core CPU while running the same
+code paths as 224x224.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+SMALL = ["--resize", "72", "--input-size", "64"]
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    if not SAMPLE.is_dir():
+        pytest.skip(f"the shared ImageNet sample is absent ({SAMPLE})")
+    return SAMPLE
+
+
+def run_cli(*args: str):
+    from typer.testing import CliRunner
+
+    from exporter.cli import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """All registered export variants of an untrained resnet18 at 64x64, parity-checked."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    res = run_cli("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "16",
+                  "--parity-images", "8",
+                  "--variants", "fp32,fp32-pruned,int8,fp16,mixed,int8-dense,ort-quantize-static")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture()
+def exported_copy(exported, tmp_path) -> Path:
+    """A private copy that a test may damage."""
+    dst = tmp_path / "run"
+    shutil.copytree(exported, dst)
+    return dst
