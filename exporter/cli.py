@@ -90,6 +90,7 @@ MinTime = Annotated[float, typer.Option(help="minimum timed seconds per cell")]
 MinIters = Annotated[int, typer.Option(help="minimum timed iterations per cell")]
 EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
+MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
 Json = Annotated[bool, typer.Option("--json", help="print the records as JSON on stdout")]
 
 
@@ -120,7 +121,8 @@ def variants() -> None:
 
 
 def _export_request(model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
-                    calib_method, resize, input_size, mean, std, out):
+                    calib_method, resize, input_size, mean, std, out, eval_data=None, eval_images=None,
+                    max_accuracy_drop=1.0, check_out=True):
     from exporter.data import list_image_folder, make_preprocess
     from exporter.errors import BadInputError
     from exporter.export import ExportRequest, check_output_dir
@@ -134,17 +136,64 @@ def _export_request(model, weights, variants_csv, sparsity, prune_scope, order, 
     if calib_images <= 0:
         raise BadInputError(f"--calib-images must be positive, got {calib_images}")
     specs = parse_variants(variants_csv)
-    if calib_data is not None:
-        _, samples, _ = list_image_folder(calib_data)
-        if not samples:
-            raise BadInputError(f"--calib-data {calib_data} holds no image files")
-    check_output_dir(out)
+    for folder, flag in ((calib_data, "--calib-data"), (eval_data, "--eval-data")):
+        if folder is not None:
+            _, samples, _ = list_image_folder(folder)
+            if not samples:
+                raise BadInputError(f"{flag} {folder} holds no image files")
+    if eval_data is None and any(s.budgeted for s in specs):
+        raise BadInputError("the auto variant needs --eval-data (labelled images) to hold its accuracy budget")
+    if eval_images is not None and eval_images <= 0:
+        raise BadInputError(f"--eval-images must be positive, got {eval_images}")
+    if check_out:
+        check_output_dir(out)
     loaded = load_model(model, weights)
     _say(f"model {model}: weights {loaded.weights.label}")
     pre = make_preprocess(loaded.preprocess, resize, input_size, mean, std)
     opts = CompressionOptions(sparsity=sparsity, scope=prune_scope, order=order, calib_method=calib_method)
+    eval_set = _load_eval_set(eval_data, eval_images, pre, loaded.num_classes) if eval_data else None
     return ExportRequest(loaded=loaded, preprocess=pre, variants=specs, options=opts, out=out,
-                         calib_data=calib_data, calib_images=calib_images, command=_command_line())
+                         calib_data=calib_data, calib_images=calib_images, command=_command_line(),
+                         eval_set=eval_set, max_accuracy_drop=max_accuracy_drop)
+
+
+def _load_eval_set(eval_data, eval_images, pre, num_classes):
+    """Decode the eval images once, with a progress bar showing images/s."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from exporter.data import load_image_folder
+    from exporter.sensitivity import EvalSet
+
+    t0 = time.perf_counter()
+    with Progress(TextColumn("decoding eval images"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[rate]}"), console=console) as bar:
+        task = bar.add_task("decode", total=None, rate="")
+
+        def hook(done, total):
+            bar.update(task, completed=done, total=total,
+                       rate=f"{done / max(time.perf_counter() - t0, 1e-9):.0f} images/s")
+
+        images = load_image_folder(eval_data, pre, limit=eval_images, num_classes=num_classes, progress=hook)
+    _say(f"eval set: {len(images.images)} images in {len(images.classes)} classes from {eval_data} "
+         f"({images.skipped} files skipped), decoded in {time.perf_counter() - t0:.1f} s")
+    return EvalSet(images.images, images.labels, str(eval_data))
+
+
+def _eval_npz(eval_set) -> Path:
+    """Write the decoded eval set once for the benchmark's cell processes (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    tmp = Path(tempfile.mkdtemp(prefix="shrinkwrap-eval-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    path = tmp / "eval.npz"
+    np.savez(path, images=eval_set.images.numpy(), labels=eval_set.labels.numpy())
+    return path
 
 
 def _parity_inputs(run_dir: Path, data: Optional[Path], n: int):
@@ -212,12 +261,16 @@ def export(
     parity_images: ParityImages = 16,
     tolerance: Tolerance = None,
     skip_parity: Annotated[bool, typer.Option(help="do not run the parity gate after exporting")] = False,
+    eval_data: EvalData = None,
+    eval_images: EvalImages = None,
+    max_accuracy_drop: MaxDrop = 1.0,
 ) -> None:
     """Compress the model into the variants, write TorchScript + ONNX + manifest, then check parity."""
     from exporter.export import run_export
 
     req = _export_request(model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
-                          calib_images, calib_method, resize, input_size, mean, std, out)
+                          calib_images, calib_method, resize, input_size, mean, std, out, eval_data,
+                          eval_images, max_accuracy_drop)
     run_export(req, progress=_say)
     if not skip_parity:
         _run_parity(out, calib_data, parity_images, tolerance, as_json=False)
@@ -302,8 +355,7 @@ def bench_cmd(
     timeout: Timeout = 300.0,
     eval_data: EvalData = None,
     eval_images: EvalImages = None,
-    max_accuracy_drop: Annotated[float, typer.Option(help="accuracy budget (points of top-1) for the "
-                                                          "recommendation")] = 1.0,
+    max_accuracy_drop: MaxDrop = 1.0,
     as_json: Json = False,
 ) -> None:
     """Time every artifact in every runtime (one subprocess per cell); write results.json and results.csv."""
@@ -351,15 +403,20 @@ def run(
     timeout: Timeout = 300.0,
     eval_data: EvalData = None,
     eval_images: EvalImages = None,
-    max_accuracy_drop: Annotated[float, typer.Option(help="accuracy budget (points of top-1)")] = 1.0,
+    max_accuracy_drop: MaxDrop = 1.0,
 ) -> None:
     """Export, parity, bench and report in one command."""
     from exporter.export import run_export
+    from runtimes.base import parse_runtime
     from runtimes.errors import ParityError
     from runtimes.report import render_report
 
+    if runtimes:  # fail on a bad runtime name before minutes of export
+        [parse_runtime(r.strip()) for r in runtimes.split(",") if r.strip()]
+    _parse_csv_ints(batch, "--batch")
     req = _export_request(model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
-                          calib_images, calib_method, resize, input_size, mean, std, out)
+                          calib_images, calib_method, resize, input_size, mean, std, out, eval_data,
+                          eval_images, max_accuracy_drop)
     _say("[1/4] export")
     run_export(req, progress=_say)
     _say("[2/4] parity")
@@ -369,13 +426,116 @@ def run(
     except ParityError as exc:  # still benchmark and report, then fail
         parity_error = exc
     _say("[3/4] bench")
-    npz = _prepare_eval(out, eval_data, eval_images)
+    npz = _eval_npz(req.eval_set) if req.eval_set is not None else None
     _run_bench(out, runtimes, batch, threads, min_time, min_iters, timeout, npz, False, max_accuracy_drop)
     _say("[4/4] report")
     path = render_report(out)
     out_console.print(f"wrote {path}")
     if parity_error is not None:
         raise parity_error
+
+
+def _analysis_setup(model, weights, sparsity, prune_scope, order, calib_data, calib_images, calib_method,
+                    resize, input_size, mean, std, out, eval_data, eval_images, synthetic_images_n):
+    """Model, calibration and eval set for the analyses (sweep, sensitivity); nothing is exported."""
+    from exporter.data import synthetic_images
+    from exporter.export import calibration_set
+    from exporter.recipe import Recipe
+    from exporter.sensitivity import EvalSet
+
+    req = _export_request(model, weights, "fp32", sparsity, prune_scope, order, calib_data, calib_images,
+                          calib_method, resize, input_size, mean, std, out, eval_data, eval_images,
+                          check_out=False)
+    out.mkdir(parents=True, exist_ok=True)
+    calib, _ = calibration_set(req, _say)
+    ev = req.eval_set
+    if ev is None:
+        _say(f"no --eval-data: {synthetic_images_n} SYNTHETIC inputs, output SQNR only (no accuracy)")
+        ev = EvalSet(synthetic_images(synthetic_images_n, req.preprocess, seed=7), None, "synthetic")
+    return req, Recipe(req.loaded, calib, req.options), ev
+
+
+@app.command()
+@cli_errors
+def sweep(
+    out: Annotated[Path, typer.Option(help="directory for sweep.json and figures (e.g. a run directory)")]
+    = Path("artifacts/run"),
+    model: Model = "resnet18",
+    weights: Weights = "imagenet",
+    variants_csv: VariantsOpt = "fp32-pruned,int8,fp16,mixed",
+    sparsities: Annotated[str, typer.Option(help="comma-separated sparsities")] = "0,0.3,0.5,0.7,0.9",
+    prune_scope: Scope = PruneScope.GLOBAL,
+    calib_data: CalibData = None,
+    calib_images: CalibImages = 256,
+    calib_method: CalibMethodOpt = CalibMethod.HISTOGRAM,
+    resize: Resize = None,
+    input_size: InputSize = None,
+    mean: Mean = None,
+    std: Std = None,
+    eval_data: EvalData = None,
+    eval_images: EvalImages = None,
+) -> None:
+    """Accuracy and compressed size against sparsity, for both pruning orders."""
+    from exporter.prune import check_sparsity
+    from exporter.sweep import run_sweep, sweep_figures
+    from exporter.variants import parse_variants
+    from runtimes.artifact import to_jsonable, write_json
+    from runtimes.errors import BadInputError
+
+    try:
+        levels = [check_sparsity(float(v)) for v in sparsities.split(",") if v.strip()]
+    except ValueError:
+        raise BadInputError(f"--sparsities must be comma-separated numbers, got {sparsities!r}") from None
+    if not levels:
+        raise BadInputError("--sparsities is empty")
+    specs = [v for v in parse_variants(variants_csv) if v.prune and not v.budgeted and not v.peer]
+    if not specs:
+        raise BadInputError("--variants names no pruned variant to sweep")
+    req, recipe, ev = _analysis_setup(model, weights, 0.5, prune_scope, PruneOrder.QUANTIZE_THEN_PRUNE,
+                                      calib_data, calib_images, calib_method, resize, input_size, mean, std,
+                                      out, eval_data, eval_images, 256)
+    report_ = run_sweep(recipe, specs, ev, levels, progress=_say)
+    write_json(out / "sweep.json", report_)
+    sweep_figures(to_jsonable(report_), out / "figures")
+    for c in report_.conclusions:
+        _say(c)
+    out_console.print(f"wrote {out / 'sweep.json'} and figures in {report_.seconds:.0f} s")
+
+
+@app.command()
+@cli_errors
+def sensitivity(
+    out: Annotated[Path, typer.Option(help="directory for sensitivity.json and figures")] = Path("artifacts/run"),
+    model: Model = "resnet18",
+    weights: Weights = "imagenet",
+    sparsity: Sparsity = 0.5,
+    calib_data: CalibData = None,
+    calib_images: CalibImages = 256,
+    calib_method: CalibMethodOpt = CalibMethod.HISTOGRAM,
+    resize: Resize = None,
+    input_size: InputSize = None,
+    mean: Mean = None,
+    std: Std = None,
+    eval_data: EvalData = None,
+    eval_images: EvalImages = None,
+) -> None:
+    """Per layer: the loss when only that layer is INT8, and when only that layer is pruned; ranked."""
+    from exporter.sensitivity import layer_sensitivity, sensitivity_figure, write_sensitivity
+    from runtimes.artifact import to_jsonable
+
+    req, recipe, ev = _analysis_setup(model, weights, sparsity, PruneScope.LAYER, PruneOrder.QUANTIZE_THEN_PRUNE,
+                                      calib_data, calib_images, calib_method, resize, input_size, mean, std,
+                                      out, eval_data, eval_images, 128)
+    rep = layer_sensitivity(recipe.base.model, recipe.calibrated(False), ev, sparsity, req.loaded.arch,
+                            progress=_say)
+    write_sensitivity(out, rep)
+    sensitivity_figure(to_jsonable(rep), out / "figures" / "sensitivity.png")
+    table = Table("rank", "layer", "INT8-only SQNR dB", "prune-only SQNR dB", "INT8-only top-1 drop")
+    for i, r in enumerate(rep.layers[:10], 1):
+        table.add_row(str(i), r.layer, f"{r.quant_sqnr_db:.1f}", f"{r.prune_sqnr_db:.1f}",
+                      "-" if r.quant_top1_drop is None else f"{r.quant_top1_drop:+.2f}")
+    out_console.print(table)
+    out_console.print(f"wrote {out / 'sensitivity.json'} in {rep.seconds:.0f} s")
 
 
 def main() -> None:  # pragma: no cover

@@ -53,3 +53,38 @@ def decode_eval_set(run_dir: Path, data: Path, limit: Optional[int] = None,
     progress(f"eval set: {len(images.images)} images, {len(images.classes)} classes from {data} "
              f"({images.skipped} files skipped), decoded in {time.perf_counter() - t0:.1f} s")
     return path
+
+
+def model_logits(model, images, batch: int = 64):
+    """Logits of an eager model over preprocessed images, in batches, as one numpy array."""
+    import numpy as np
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            outs.append(model(images[i:i + batch]).float().numpy())
+    return np.concatenate(outs)
+
+
+def onnx_logits(proto_bytes: bytes, images, batch: int = 64, threads: int | None = None):
+    """Logits of an ONNX model (bytes) in ONNX Runtime's CPU provider."""
+    import numpy as np
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(proto_bytes, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = images.numpy() if hasattr(images, "numpy") else images
+    return np.concatenate([sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def accuracy(logits, labels) -> tuple[float, float]:
+    """(top-1, top-5) in percent."""
+    from runtimes.metrics import topk_accuracy
+
+    k5 = min(5, logits.shape[1])
+    acc = topk_accuracy(logits, labels.numpy() if hasattr(labels, "numpy") else labels, ks=(1, k5))
+    return acc[1], acc[k5]

@@ -26,6 +26,7 @@ from exporter.data import ImageSet, load_image_folder, synthetic_images
 from exporter.errors import BadInputError
 from exporter.models import LoadedModel, Preprocess
 from exporter.recipe import BuiltVariant, Calibration, CompressionOptions, Recipe
+from exporter.sensitivity import EvalSet
 from exporter.variants import VariantSpec, get_variant
 from runtimes.artifact import (MANIFEST_NAME, SCHEMA_VERSION, ArtifactRecord, Format, InputSpec, default_mode,
                                Manifest, PruneRecord, QuantRecord, atomic_write_bytes,
@@ -48,6 +49,8 @@ class ExportRequest:
     calib_data: Path | None = None
     calib_images: int = 256
     command: str = ""
+    eval_set: EvalSet | None = None  # labelled images for the budgeted (auto) variant
+    max_accuracy_drop: float = 1.0
 
 
 def library_versions() -> dict[str, str]:
@@ -115,7 +118,15 @@ def run_export(req: ExportRequest, progress: Progress = lambda msg: None) -> Man
             if spec.peer:
                 artifacts.append(_write_peer(spec, req, recipe, calib, stage))
                 continue
-            built = recipe.build(spec)
+            if spec.budgeted:
+                from exporter import autotune
+
+                if req.eval_set is None:
+                    raise BadInputError(f"variant {spec.name!r} needs --eval-data (labelled images) "
+                                        "to hold its accuracy budget")
+                built = autotune.search(recipe, spec, req.eval_set, req.max_accuracy_drop, progress)
+            else:
+                built = recipe.build(spec)
             progress(f"{spec.name}: writing TorchScript and ONNX "
                      f"(sparsity {built.sparsity.achieved:.3f} achieved)")
             refs, arts = _write_variant(built, req, stage)

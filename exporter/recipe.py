@@ -97,8 +97,11 @@ class Recipe:
     def build(self, spec: VariantSpec, keep: tuple[str, ...] | None = None,
               sparsity: float | None = None) -> BuiltVariant:
         """Build ``spec``; ``keep``/``sparsity`` override the spec (used by the budget search)."""
-        opts = self.opts if sparsity is None else CompressionOptions(
-            sparsity, self.opts.scope, self.opts.order, self.opts.calib_method, self.opts.calib_batch)
+        # The budget search evaluates quantize-then-prune candidates on the cached calibration.
+        order = PruneOrder.QUANTIZE_THEN_PRUNE if spec.budgeted else self.opts.order
+        opts = self.opts if sparsity is None and order == self.opts.order else CompressionOptions(
+            self.opts.sparsity if sparsity is None else sparsity, self.opts.scope, order,
+            self.opts.calib_method, self.opts.calib_batch)
         keep = tuple(spec.keep_float if keep is None else keep)
         order = opts.order if spec.quantize or spec.half else None
         if spec.quantize:
@@ -116,7 +119,7 @@ class Recipe:
         model.eval()
         rec = prune.measure_sparsity(model, opts.sparsity if spec.prune else 0.0)
         params, nonzero = prune.count_params(model)
-        pr = self.prune_record(spec, order) if sparsity is None else PruneRecord(
+        pr = self.prune_record(spec, order) if opts is self.opts else PruneRecord(
             "l1-unstructured" if opts.sparsity > 0 else None, opts.scope.value,
             order.value if order else None, opts.sparsity)
         return BuiltVariant(spec, model, quant, pr, rec, params, nonzero)

@@ -88,3 +88,7 @@ register_variant(VariantSpec(
     "ort-quantize-static",
     "peer: ONNX Runtime quantize_static (QDQ, per-channel) of the FP32 ONNX, same calibration images",
     Precision.INT8, formats=(Format.ONNX,), compare_with="fp32", peer=True))
+register_variant(VariantSpec(
+    "auto", "accuracy-budgeted: most INT8-sensitive layers kept FP32, then the highest sparsity within "
+    "--max-accuracy-drop (needs --eval-data)",
+    Precision.MIXED, quantize=True, prune=True, budgeted=True))

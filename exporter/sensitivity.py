@@ -1,0 +1,182 @@
+"""Layer sensitivity: what each layer alone costs when quantized to INT8 or pruned.
+
+For every prunable layer L:
+
+* **quantize-only-L**: every other layer is kept FP32 (``quantize.with_float_layers``
+  on the one calibrated model, so no re-calibration), L runs in INT8. The model's
+  input quantization and the residual adds stay INT8 in every such model; that
+  shared floor is the ``baseline`` model (every layer FP32, only those stubs), and
+  quantization rows are measured against it, so each row shows L's own error.
+* **prune-only-L**: the FP32 model with only L pruned at the chosen sparsity.
+
+Each row reports output SQNR against the FP32 model (always) and top-1 (when
+labelled eval data is given). Rows are ranked by the quantization loss, which is
+the order the ``auto`` variant keeps layers in FP32.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from exporter import prune, quantize
+from exporter.evaluation import accuracy, model_logits
+from runtimes.artifact import to_jsonable, write_json
+from runtimes.metrics import sqnr_db
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    images: torch.Tensor
+    labels: torch.Tensor | None  # None: synthetic inputs, SQNR only
+    source: str
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    layer: str
+    params: int
+    quant_sqnr_db: float  # output SQNR of "only this layer INT8" vs the baseline model
+    quant_top1: float | None
+    quant_top1_drop: float | None  # vs the baseline model's top-1
+    prune_sqnr_db: float  # output SQNR vs FP32 with only this layer pruned
+    prune_top1: float | None
+    prune_top1_drop: float | None
+
+
+@dataclass(frozen=True)
+class SensitivityReport:
+    model: str
+    eval_source: str
+    eval_images: int
+    sparsity: float
+    fp32_top1: float | None
+    baseline_sqnr_db: float  # all layers FP32, only input/add quantization
+    baseline_top1: float | None
+    layers: list[LayerSensitivity] = field(default_factory=list)  # ranked, most sensitive first
+    seconds: float = 0.0
+
+
+def _score(logits: np.ndarray, ref: np.ndarray, ev: EvalSet, fp32_top1: float | None):
+    sq = sqnr_db(ref, logits)
+    if ev.labels is None:
+        return sq, None, None
+    top1 = accuracy(logits, ev.labels)[0]
+    return sq, top1, fp32_top1 - top1
+
+
+def quant_rank_key(row: LayerSensitivity) -> tuple:
+    """Most sensitive first: the largest top-1 drop, then the lowest SQNR."""
+    drop = row.quant_top1_drop if row.quant_top1_drop is not None else 0.0
+    return (-drop, row.quant_sqnr_db)
+
+
+def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, ev: EvalSet,
+                      sparsity: float, model_name: str = "", progress: Progress = lambda m: None,
+                      with_pruning: bool = True) -> SensitivityReport:
+    """``prepared`` is a calibrated prepared copy of ``float_model`` (see ``Recipe.calibrated``)."""
+    t0 = time.perf_counter()
+    prune.check_sparsity(sparsity)
+    ref = model_logits(float_model, ev.images)
+    fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
+    layers = quantize.quantizable_layers(prepared)
+    everything_float = quantize.convert(quantize.with_float_layers(prepared, layers))
+    base_logits = model_logits(everything_float, ev.images)
+    base_sq, base_top1, _ = _score(base_logits, ref, ev, fp32_top1)
+    weights = {w.name: w for w in prune.prunable_weights(float_model)}
+    rows = []
+    for i, name in enumerate(layers):
+        progress(f"sensitivity {i + 1}/{len(layers)}: {name}")
+        only_q = quantize.convert(quantize.with_float_layers(prepared, [n for n in layers if n != name]))
+        q_sq, q_top1, q_drop = _score(model_logits(only_q, ev.images), base_logits, ev, base_top1)
+        p_sq, p_top1, p_drop = float("nan"), None, None
+        if with_pruning:
+            pruned = copy.deepcopy(float_model)
+            target = [w for w in prune.prunable_weights(pruned) if w.name == _weight_name(name, weights)]
+            prune.apply_masks(target, prune.compute_masks(prune.l1_scores(target), sparsity, "layer"))
+            p_sq, p_top1, p_drop = _score(model_logits(pruned, ev.images), ref, ev, fp32_top1)
+        n_params = int(weights[_weight_name(name, weights)].magnitudes().numel())
+        rows.append(LayerSensitivity(name, n_params, q_sq, q_top1, q_drop, p_sq, p_top1, p_drop))
+    rows.sort(key=quant_rank_key)
+    return SensitivityReport(model_name, ev.source, int(len(ev.images)), sparsity, fp32_top1, base_sq,
+                             base_top1, rows, time.perf_counter() - t0)
+
+
+def _weight_name(layer: str, weights: dict) -> str:
+    """Fused layer names (e.g. ``layer1.0.conv1``) are the conv's own name in the float model."""
+    if layer in weights:
+        return layer
+    for cand in (f"{layer}.0", layer.removesuffix(".0")):
+        if cand in weights:
+            return cand
+    raise KeyError(f"no prunable weight for layer {layer!r}")
+
+
+def write_sensitivity(out_dir: Path, report: SensitivityReport) -> Path:
+    path = Path(out_dir) / "sensitivity.json"
+    write_json(path, report)
+    return path
+
+
+def sensitivity_figure(report: dict, path: Path) -> Path:
+    """Two bar charts, layers in network order: SQNR with only that layer INT8 / only that layer pruned."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["layers"]
+    names = [r["layer"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(12, max(4, 0.28 * len(rows))), sharey=True)
+    for ax, key, title in ((axes[0], "quant_sqnr_db", "only this layer INT8"),
+                           (axes[1], "prune_sqnr_db", f"only this layer pruned ({report['sparsity']:.0%})")):
+        vals = [min(r[key], 120.0) for r in rows]
+        ax.barh(range(len(rows)), vals, color="tab:blue" if key.startswith("quant") else "tab:orange")
+        ax.set_title(title)
+        ax.set_xlabel(("vs the baseline" if key.startswith("quant") else "vs FP32")
+                      + " output SQNR (dB, lower = more sensitive)")
+        ax.invert_yaxis()
+    axes[0].set_yticks(range(len(rows)), names, fontsize=7)
+    fig.suptitle(f"layer sensitivity, ranked most sensitive first ({report['eval_images']} {report['eval_source']} inputs)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sensitivity_markdown(report: dict, figure: str | None = None) -> str:
+    has_acc = report.get("fp32_top1") is not None
+    lines = ["## Layer sensitivity", "",
+             f"{report['eval_images']} inputs ({report['eval_source']}); pruning at {report['sparsity']:.0%}. "
+             f"Baseline (every layer FP32, only input and residual-add quantization): "
+             f"SQNR {report['baseline_sqnr_db']:.1f} dB"
+             + (f", top-1 {report['baseline_top1']:.2f}% vs FP32 {report['fp32_top1']:.2f}%" if has_acc else "")
+             + ". INT8-only rows are measured against that baseline, so they show the layer's own error; "
+             "prune-only rows against FP32. Ranked most sensitive to INT8 first.", ""]
+    head = "| rank | layer | params | INT8-only SQNR dB | prune-only SQNR dB |"
+    sep = "|---:|---|---:|---:|---:|"
+    if has_acc:
+        head += " INT8-only top-1 drop | prune-only top-1 drop |"
+        sep += "---:|---:|"
+    lines += [head, sep]
+    for i, r in enumerate(report["layers"], 1):
+        row = f"| {i} | {r['layer']} | {r['params']:,} | {r['quant_sqnr_db']:.1f} | {r['prune_sqnr_db']:.1f} |"
+        if has_acc:
+            row += f" {r['quant_top1_drop']:+.2f} | {r['prune_top1_drop']:+.2f} |"
+        lines.append(row)
+    if figure:
+        lines += ["", f"![layer sensitivity]({figure})"]
+    return "\n".join(lines) + "\n"
+
+
+def report_dict(report: SensitivityReport) -> dict:
+    return to_jsonable(report)

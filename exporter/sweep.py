@@ -1,0 +1,184 @@
+"""Sparsity × order sweep: where the accuracy goes, and what pruning buys on disk.
+
+Each point is built by the same recipe as ``export``, serialized to ONNX in
+memory, measured in ONNX Runtime's CPU provider (the deployment path; FP16 in
+PyTorch on a CPU is too slow to sweep) and compressed with zstd, which is what
+unstructured pruning saves on disk and on the wire.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from exporter import serialize
+from exporter.evaluation import accuracy, model_logits, onnx_logits
+from exporter.recipe import CompressionOptions, Recipe
+from exporter.sensitivity import EvalSet
+from exporter.variants import VariantSpec
+from runtimes.artifact import PruneOrder
+from runtimes.bench import ZSTD_LEVEL, zstd_size
+from runtimes.metrics import sqnr_db
+
+DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    variant: str
+    order: str | None  # None for float-only variants, where order has no meaning
+    sparsity: float
+    achieved_sparsity: float
+    top1: float | None
+    top5: float | None
+    sqnr_db: float  # logits vs the FP32 model on the same inputs
+    onnx_bytes: int
+    zstd_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    model: str
+    eval_source: str
+    eval_images: int
+    fp32_top1: float | None
+    sparsities: list[float]
+    points: list[SweepPoint] = field(default_factory=list)
+    conclusions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _onnx_bytes(built, example) -> bytes:
+    if built.spec.half:
+        proto = serialize.to_float16(serialize.export_onnx(serialize.float_copy(built.model.inner), example,
+                                                           "input", "logits"))
+    else:
+        proto = serialize.export_onnx(built.model, example, "input", "logits")
+    return proto.SerializeToString()
+
+
+def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
+              sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+              orders: Sequence[PruneOrder] = tuple(PruneOrder),
+              progress: Progress = lambda m: None) -> SweepReport:
+    t0 = time.perf_counter()
+    ref = model_logits(recipe.base.model, ev.images)
+    fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
+    example = ev.images[:2]
+    points: list[SweepPoint] = []
+    for spec in specs:
+        spec_orders = list(orders) if (spec.quantize or spec.half) else [None]
+        for order in spec_orders:
+            # One Recipe per order, so quantize-then-prune reuses one calibration across sparsities.
+            opts = recipe.opts if order is None else CompressionOptions(
+                recipe.opts.sparsity, recipe.opts.scope, order, recipe.opts.calib_method, recipe.opts.calib_batch)
+            r = Recipe(recipe.base, recipe.calib, opts)
+            if order == recipe.opts.order:
+                r._calibrated = recipe._calibrated  # same calibration; share the cache
+            for s in sparsities:
+                t = time.perf_counter()
+                built = r.build(spec, sparsity=s)
+                data = _onnx_bytes(built, example)
+                logits = onnx_logits(data, ev.images)
+                top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
+                p = SweepPoint(spec.name, order.value if order else None, float(s), built.sparsity.achieved,
+                               top1, top5, sqnr_db(ref, logits), len(data), zstd_size(data),
+                               time.perf_counter() - t)
+                points.append(p)
+                progress(f"sweep {spec.name} {p.order or ''} sparsity {s:.0%}: "
+                         + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
+                         + f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
+    return SweepReport(recipe.base.arch, ev.source, int(len(ev.images)), fp32_top1, [float(s) for s in sparsities],
+                       points, conclusions(points), time.perf_counter() - t0)
+
+
+def conclusions(points: Sequence[SweepPoint]) -> list[str]:
+    """Which order is better, per variant, from the numbers (accuracy if known, else SQNR)."""
+    out = []
+    for variant in dict.fromkeys(p.variant for p in points):
+        by_order: dict[str, list[SweepPoint]] = {}
+        for p in points:
+            if p.variant == variant and p.order:
+                by_order.setdefault(p.order, []).append(p)
+        if len(by_order) != 2:
+            continue
+        qtp = sorted(by_order[PruneOrder.QUANTIZE_THEN_PRUNE.value], key=lambda p: p.sparsity)
+        ptq = sorted(by_order[PruneOrder.PRUNE_THEN_QUANTIZE.value], key=lambda p: p.sparsity)
+        use_acc = all(p.top1 is not None for p in qtp + ptq)
+        metric = (lambda p: p.top1) if use_acc else (lambda p: p.sqnr_db)
+        unit = "points top-1" if use_acc else "dB SQNR"
+        diffs = [metric(b) - metric(a) for a, b in zip(qtp, ptq) if a.sparsity == b.sparsity and a.sparsity > 0]
+        if not diffs:
+            continue
+        hi_a, hi_b = qtp[-1], ptq[-1]
+        mean = float(np.mean(diffs))
+        better = "prune-then-quantize" if mean > 0 else "quantize-then-prune"
+        out.append(f"{variant}: {better} is better by {abs(mean):.2f} {unit} on average over sparsities > 0; "
+                   f"at {hi_a.sparsity:.0%}: quantize-then-prune {metric(hi_a):.2f}, "
+                   f"prune-then-quantize {metric(hi_b):.2f}")
+    return out
+
+
+def sweep_figures(report: dict, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series: dict[str, list[dict]] = {}
+    for p in report["points"]:
+        label = p["variant"] + (f" ({p['order']})" if p["order"] else "")
+        series.setdefault(label, []).append(p)
+    use_acc = report.get("fp32_top1") is not None
+    paths = []
+    for key, ylabel, fname in (("top1" if use_acc else "sqnr_db",
+                                "top-1 (%)" if use_acc else "logit SQNR vs FP32 (dB)", "sweep_accuracy.png"),
+                               ("zstd_bytes", "zstd-compressed ONNX (MB)", "sweep_size.png")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label, pts in series.items():
+            pts = sorted(pts, key=lambda p: p["sparsity"])
+            ys = [p[key] / 1e6 if key == "zstd_bytes" else p[key] for p in pts]
+            ax.plot([p["sparsity"] for p in pts], ys, marker="o", label=label)
+        if key == "top1" and use_acc:
+            ax.axhline(report["fp32_top1"], color="gray", ls="--", lw=1, label="FP32")
+        ax.set_xlabel("requested sparsity")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / fname
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def sweep_markdown(report: dict, figures: Sequence[str] = ()) -> str:
+    use_acc = report.get("fp32_top1") is not None
+    lines = ["## Sparsity and order sweep", "",
+             f"{report['eval_images']} inputs ({report['eval_source']}), every point measured in ONNX Runtime CPU; "
+             f"size is the ONNX file after zstd -{ZSTD_LEVEL}."
+             + (f" FP32 top-1: {report['fp32_top1']:.2f}%." if use_acc else ""), ""]
+    head = "| variant | order | sparsity | achieved | " + ("top-1 | top-5 | " if use_acc else "") + \
+        "SQNR dB | ONNX MB | zstd MB |"
+    lines += [head, "|" + "---|" * head.count("|")[:-1] if False else head.replace("| ", "|").replace(" |", "|")
+              .replace("variant", "---").replace("order", "---")]
+    lines = lines[:-1] + ["|---|---|---:|---:|" + ("---:|---:|" if use_acc else "") + "---:|---:|---:|"]
+    for p in report["points"]:
+        row = f"| {p['variant']} | {p['order'] or '-'} | {p['sparsity']:.0%} | {p['achieved_sparsity']:.3f} | "
+        if use_acc:
+            row += f"{p['top1']:.2f} | {p['top5']:.2f} | "
+        row += f"{p['sqnr_db']:.1f} | {p['onnx_bytes'] / 1e6:.2f} | {p['zstd_bytes'] / 1e6:.2f} |"
+        lines.append(row)
+    if report.get("conclusions"):
+        lines += ["", "**Which order is better?**", ""] + [f"- {c}" for c in report["conclusions"]]
+    lines += [""] + [f"![sweep]({f})" for f in figures]
+    return "\n".join(lines) + "\n"

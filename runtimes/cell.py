@@ -1,0 +1,294 @@
+"""One benchmark cell, meant to run in its own process.
+
+    python -m runtimes.cell --run-dir DIR --variant V --format F --runtime R --batch N \
+        [--threads T] [--min-time S] [--min-iters K] [--warmup W] [--max-time S] \
+        [--eval-tensors FILE.npz]
+
+prints exactly one JSON :class:`~runtimes.results.Cell` as the last line of
+stdout and exits 0, also for skipped and failed cells: whatever goes wrong
+becomes ``status: error`` with a one-line reason. A fresh process per cell
+means one runtime's thread pools, allocator state or crash cannot leak into
+the next measurement.
+
+Timing: ``warmup`` untimed runs, then timed runs (``time.perf_counter`` around
+each ``run``) until both ``min_time`` seconds and ``min_iters`` iterations are
+reached, or ``max_time`` seconds have passed (at least one timed run), so that
+pathologically slow cells (FP16 in PyTorch on CPU) stay bounded; the stats
+record the iterations actually done. Which call is timed, by preference:
+a runtime's own ``bench`` (libtorch-cpp times inside C++, so the process spawn
+is not measured); else ``bind`` once + ``run_bound`` per iteration (the input
+stays on the device: IO binding for ort-cuda, no copies for the CUDA torch
+runtimes); else ``run``. ``runtime_info["timing"]`` says which.
+
+Accuracy (``--eval-tensors``): every image is run in batches of ``batch``; the
+last batch is run as it is (smaller), not padded.
+
+Test hooks, honoured only when set (for the sweep's tests):
+``SHRINKWRAP_TEST_CELL_SLEEP`` = ``SECONDS`` or ``RUNTIME=SECONDS`` sleeps first;
+``SHRINKWRAP_TEST_CELL_CRASH`` = ``RUNTIME`` or ``*`` exits with status 70 and
+no JSON, as a crashing runtime would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from runtimes.artifact import ArtifactRecord, Manifest, read_manifest, to_jsonable
+from runtimes.base import RuntimeName, get_runtime, parse_runtime
+from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
+from runtimes.results import Cell, LatencyStats, Status
+
+EAGER_RUNTIMES = (RuntimeName.EAGER, RuntimeName.EAGER_CUDA)
+
+# The artifact format each runtime is handed; eager runtimes get the variant's reference.
+RUNTIME_FORMAT = {
+    RuntimeName.EAGER: "eager",
+    RuntimeName.EAGER_CUDA: "eager",
+    RuntimeName.TORCHSCRIPT: "torchscript",
+    RuntimeName.TORCHSCRIPT_CUDA: "torchscript",
+    RuntimeName.LIBTORCH_CPP: "torchscript",
+    RuntimeName.ORT_CPU: "onnx",
+    RuntimeName.ORT_CUDA: "onnx",
+}
+
+INPUT_SEED = 0
+DEFAULT_MAX_TIME_S = 30.0
+
+
+def runtime_device(runtime: str) -> str:
+    return "cuda" if runtime.endswith("-cuda") else "cpu"
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    run_dir: Path
+    variant: str
+    format: str
+    runtime: str
+    batch: int
+    threads: int | None = None
+    min_time_s: float = 1.0
+    min_iters: int = 10
+    warmup: int = 3
+    max_time_s: float = DEFAULT_MAX_TIME_S
+    eval_tensors: Path | None = None
+
+    def argv(self) -> list[str]:
+        args = ["--run-dir", str(self.run_dir), "--variant", self.variant, "--format", self.format,
+                "--runtime", self.runtime, "--batch", str(self.batch),
+                "--min-time", repr(self.min_time_s), "--min-iters", str(self.min_iters),
+                "--warmup", str(self.warmup), "--max-time", repr(self.max_time_s)]
+        if self.threads is not None:
+            args += ["--threads", str(self.threads)]
+        if self.eval_tensors is not None:
+            args += ["--eval-tensors", str(self.eval_tensors)]
+        return args
+
+
+def pick_record(manifest: Manifest, runtime: RuntimeName, variant: str, fmt: str) -> ArtifactRecord:
+    """The record a runtime is handed: the eager reference for eager runtimes, else the artifact."""
+    if runtime in EAGER_RUNTIMES:
+        if fmt != "eager":
+            raise BadInputError(f"{runtime.value} runs eager references, not {fmt!r} artifacts")
+        return manifest.reference_for(variant)
+    for rec in manifest.artifacts:
+        if rec.variant == variant and rec.format.value == fmt:
+            return rec
+    raise ArtifactError(f"manifest has no {fmt!r} artifact for variant {variant!r}")
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_cell(spec: CellSpec) -> Cell:
+    """Measure one cell; never raises: failures become ``skipped``/``error`` cells."""
+    started = time.perf_counter()
+    base = dict(variant=spec.variant, format=spec.format, runtime=spec.runtime,
+                device=runtime_device(spec.runtime), batch=spec.batch, precision="",
+                threads=spec.threads)
+    try:
+        return _measure(spec, base, started)
+    except RuntimeUnavailable as exc:
+        return Cell(**base, status=Status.SKIPPED, reason=str(exc),
+                    wall_s=time.perf_counter() - started)
+    except Exception as exc:  # noqa: BLE001 - a cell records every failure, by contract
+        return Cell(**base, status=Status.ERROR, reason=one_line(exc),
+                    wall_s=time.perf_counter() - started)
+
+
+def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
+    from runtimes import metrics
+
+    name = parse_runtime(spec.runtime)
+    if spec.batch < 1:
+        raise BadInputError(f"batch must be >= 1, got {spec.batch}")
+    record = pick_record(read_manifest(spec.run_dir), name, spec.variant, spec.format)
+    base["precision"] = record.precision.value
+    rt = get_runtime(name, spec.threads)
+    base["device"] = rt.device.value
+    support = rt.supports(record)
+    if not support.ok:
+        return Cell(**base, status=Status.SKIPPED, reason=support.reason,
+                    wall_s=time.perf_counter() - started)
+    rt.load(Path(spec.run_dir), record)
+    try:
+        x = make_input(record, spec.batch)
+        own_bench = getattr(rt, "bench", None)
+        if callable(own_bench):
+            times, out = own_bench(x, spec.min_time_s * 1000.0, spec.min_iters, spec.warmup)
+            times, warm, timing = [float(t) for t in times], spec.warmup, "runtime's own bench()"
+        elif all(callable(getattr(rt, m, None)) for m in ("bind", "run_bound", "fetch")):
+            rt.bind(x)
+            times, warm, _ = time_runs(lambda _: rt.run_bound(), x, spec.min_time_s,
+                                       spec.min_iters, spec.warmup, spec.max_time_s)
+            out, timing = rt.fetch(), "run_bound() on a bound input (no host<->device copies)"
+        else:
+            times, warm, out = time_runs(rt.run, x, spec.min_time_s, spec.min_iters, spec.warmup,
+                                         spec.max_time_s)
+            timing = "run() incl. numpy conversion"
+        check_logits(out, spec.batch, record.num_classes)
+        stats = metrics.latency_stats(times)
+        latency = LatencyStats(**{k: float(stats[k]) for k in
+                                  ("median", "p90", "p99", "mean", "std", "min", "max")},
+                               iterations=len(times), warmup=warm)
+        top1 = top5 = n_eval = None
+        if spec.eval_tensors is not None:
+            top1, top5, n_eval = evaluate(rt.run, spec.eval_tensors, spec.batch, record.num_classes)
+        info = {**jsonable_info(rt), "timing": timing}
+    finally:
+        rt.close()
+    return Cell(**base, status=Status.OK, latency_ms=latency,
+                throughput=float(metrics.throughput(spec.batch, latency.median)),
+                runtime_info=info, top1=top1, top5=top5, eval_images=n_eval,
+                wall_s=time.perf_counter() - started)
+
+
+def make_input(record: ArtifactRecord, batch: int) -> np.ndarray:
+    """A deterministic float32 NCHW batch of the artifact's input shape (same bytes for every runtime)."""
+    chw = [int(d) for d in record.input.shape[1:]]
+    rng = np.random.default_rng(INPUT_SEED)
+    return rng.standard_normal((batch, *chw), dtype=np.float32)
+
+
+def time_runs(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, min_time_s: float,
+              min_iters: int, warmup: int, max_time_s: float) -> tuple[list[float], int, np.ndarray]:
+    """(per-iteration ms, warm-up runs done, last output); bounded by ``max_time_s`` overall."""
+    t_begin = time.perf_counter()
+    warm = 0
+    for _ in range(warmup):
+        run(x)
+        warm += 1
+        # A slow cell spends at most a third of its budget warming up.
+        if time.perf_counter() - t_begin > max_time_s / 3:
+            break
+    times: list[float] = []
+    t_start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        out = run(x)
+        t1 = time.perf_counter()
+        times.append((t1 - t0) * 1000.0)
+        if t1 - t_start >= min_time_s and len(times) >= min_iters:
+            break
+        if t1 - t_begin >= max_time_s:
+            break
+    return times, warm, out
+
+
+def check_logits(out: Any, batch: int, num_classes: int) -> None:
+    shape = tuple(np.shape(out))
+    if shape != (batch, num_classes):
+        raise ArtifactError(f"runtime returned logits of shape {shape}, expected {(batch, num_classes)}")
+
+
+def evaluate(run: Callable[[np.ndarray], np.ndarray], path: Path, batch: int,
+             num_classes: int) -> tuple[float, float | None, int]:
+    from runtimes import metrics
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"eval tensors not found: {path}")
+    with np.load(path) as data:
+        if "images" not in data or "labels" not in data:
+            raise BadInputError(f"{path} must hold 'images' (float32 NCHW) and 'labels' (int64)")
+        images = np.ascontiguousarray(data["images"], dtype=np.float32)
+        labels = np.asarray(data["labels"], dtype=np.int64)
+    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+        raise BadInputError(f"{path}: images {images.shape} and labels {labels.shape} do not match")
+    logits = np.concatenate([np.asarray(run(images[i:i + batch]), dtype=np.float32)
+                             for i in range(0, len(images), batch)])
+    ks = (1, 5) if num_classes >= 5 else (1,)
+    acc = metrics.topk_accuracy(logits, labels, ks=ks)
+    return float(acc[1]), (float(acc[5]) if 5 in acc else None), len(images)
+
+
+def jsonable_info(rt: Any) -> dict[str, Any]:
+    info = rt.info() if callable(getattr(rt, "info", None)) else {}
+    # Runtimes may report versions as objects; the record keeps their text.
+    return json.loads(json.dumps(to_jsonable(info), default=str))
+
+
+# ---------------------------------------------------------------- process entry point
+
+def _test_hooks(runtime: str) -> None:
+    crash = os.environ.get("SHRINKWRAP_TEST_CELL_CRASH")
+    if crash and crash in ("*", runtime):
+        sys.stderr.write("simulated crash (SHRINKWRAP_TEST_CELL_CRASH)\n")
+        sys.stderr.flush()
+        os._exit(70)
+    sleep = os.environ.get("SHRINKWRAP_TEST_CELL_SLEEP")
+    if sleep:
+        target, _, seconds = sleep.rpartition("=")
+        if target in ("", runtime):
+            time.sleep(float(seconds))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runtimes.cell", description=__doc__.split("\n")[0])
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--format", required=True)
+    p.add_argument("--runtime", required=True)
+    p.add_argument("--batch", required=True, type=int)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--min-time", type=float, default=1.0)
+    p.add_argument("--min-iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--max-time", type=float, default=DEFAULT_MAX_TIME_S)
+    p.add_argument("--eval-tensors", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    _test_hooks(a.runtime)
+    spec = CellSpec(a.run_dir, a.variant, a.format, a.runtime, a.batch, a.threads, a.min_time,
+                    a.min_iters, a.warmup, a.max_time, a.eval_tensors)
+    # Libraries may print to stdout; keep fd 1 for our one JSON line and send the rest to stderr.
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        cell = run_cell(spec)
+    finally:
+        sys.stdout.flush()
+        os.dup2(real_stdout, 1)
+        os.close(real_stdout)
+    sys.stdout.write(json.dumps(to_jsonable(cell)) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+// libtorch-cpp runner: loads a TorchScript artifact and times it from C++.
+//
+// Usage:
+//   runner MODEL.pt --input x.bin --shape 8,3,224,224 [--output y.bin]
+//          [--threads N] [--warmup 3] [--min-iters 10] [--min-time-ms 0]
+//          [--max-iters 100000]
+//
+// The input file is raw little-endian float32 in NCHW order. After warm-up it
+// runs timed iterations until both --min-iters and --min-time-ms are met (or
+// --max-iters), writes the output of the last run as raw float32 to --output,
+// and prints ONE JSON object on stdout:
+//   {"times_ms": [...], "threads": n, "qengine": "fbgemm",
+//    "torch_version": "...", "output_shape": [...]}
+// Errors go to stderr with exit status 1 (2 for bad command-line arguments).
+
+#include <torch/script.h>
+#include <torch/version.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Args {
+  std::string model;
+  std::string input;
+  std::string output;
+  std::vector<int64_t> shape;
+  int threads = 0;  // 0: keep libtorch's default
+  int warmup = 3;
+  long min_iters = 10;
+  long max_iters = 100000;
+  double min_time_ms = 0.0;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) throw UsageError("empty dimension in --shape " + text);
+    size_t used = 0;
+    long long v = std::stoll(item, &used);
+    if (used != item.size() || v <= 0) throw UsageError("bad dimension '" + item + "' in --shape");
+    dims.push_back(v);
+  }
+  if (dims.empty()) throw UsageError("--shape is empty");
+  return dims;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string key = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError("missing value for " + key);
+      return argv[++i];
+    };
+    try {
+      if (key == "--input") a.input = value();
+      else if (key == "--output") a.output = value();
+      else if (key == "--shape") a.shape = parse_shape(value());
+      else if (key == "--threads") a.threads = std::stoi(value());
+      else if (key == "--warmup") a.warmup = std::stoi(value());
+      else if (key == "--min-iters") a.min_iters = std::stol(value());
+      else if (key == "--max-iters") a.max_iters = std::stol(value());
+      else if (key == "--min-time-ms") a.min_time_ms = std::stod(value());
+      else if (!key.empty() && key[0] == '-') throw UsageError("unknown option " + key);
+      else if (a.model.empty()) a.model = key;
+      else throw UsageError("unexpected argument " + key);
+    } catch (const std::logic_error&) {  // std::invalid_argument / out_of_range from sto*
+      throw UsageError("bad value for " + key);
+    }
+  }
+  if (a.model.empty() || a.input.empty() || a.shape.empty())
+    throw UsageError("need MODEL.pt, --input and --shape");
+  if (a.min_iters < 1 || a.max_iters < a.min_iters || a.warmup < 0 || a.threads < 0)
+    throw UsageError("need --min-iters >= 1, --max-iters >= --min-iters, --warmup >= 0, --threads >= 0");
+  return a;
+}
+
+torch::Tensor read_input(const std::string& path, const std::vector<int64_t>& shape) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw std::runtime_error("cannot open input " + path);
+  const auto size = static_cast<int64_t>(in.tellg());
+  if (size != numel * static_cast<int64_t>(sizeof(float)))
+    throw std::runtime_error("input " + path + " has " + std::to_string(size) + " bytes; shape needs " +
+                             std::to_string(numel * sizeof(float)));
+  in.seekg(0);
+  auto tensor = torch::empty(shape, torch::kFloat32);
+  in.read(reinterpret_cast<char*>(tensor.data_ptr<float>()), size);
+  if (!in) throw std::runtime_error("short read from " + path);
+  return tensor;
+}
+
+void write_output(const std::string& path, const torch::Tensor& out) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error("cannot write output " + path);
+  f.write(reinterpret_cast<const char*>(out.data_ptr<float>()), out.numel() * sizeof(float));
+  if (!f) throw std::runtime_error("short write to " + path);
+}
+
+torch::Tensor forward(torch::jit::script::Module& module, const torch::Tensor& x) {
+  torch::IValue result = module.forward({x});
+  if (!result.isTensor()) throw std::runtime_error("model output is not a single tensor");
+  return result.toTensor();
+}
+
+int run(const Args& a) {
+  // INT8 artifacts were converted with the fbgemm engine; its packed weights need it at run time.
+  at::globalContext().setQEngine(at::QEngine::FBGEMM);
+  if (a.threads > 0) at::set_num_threads(a.threads);
+  c10::InferenceMode guard;
+
+  torch::jit::script::Module module = torch::jit::load(a.model, torch::kCPU);
+  module.eval();
+  const torch::Tensor x = read_input(a.input, a.shape);
+
+  torch::Tensor out;
+  for (int i = 0; i < a.warmup; ++i) out = forward(module, x);
+
+  using clock = std::chrono::steady_clock;
+  std::vector<double> times_ms;
+  double total_ms = 0.0;
+  while (static_cast<long>(times_ms.size()) < a.max_iters &&
+         (static_cast<long>(times_ms.size()) < a.min_iters || total_ms < a.min_time_ms)) {
+    const auto t0 = clock::now();
+    out = forward(module, x);
+    const auto t1 = clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    times_ms.push_back(ms);
+    total_ms += ms;
+  }
+
+  const torch::Tensor result = out.to(torch::kFloat32).contiguous();
+  if (!a.output.empty()) write_output(a.output, result);
+
+  std::ostringstream js;
+  js.precision(6);
+  js << std::fixed << "{\"times_ms\": [";
+  for (size_t i = 0; i < times_ms.size(); ++i) js << (i ? ", " : "") << times_ms[i];
+  js << "], \"threads\": " << at::get_num_threads() << ", \"qengine\": \""
+     << (at::globalContext().qEngine() == at::QEngine::FBGEMM ? "fbgemm" : "other")
+     << "\", \"torch_version\": \"" << TORCH_VERSION << "\", \"output_shape\": [";
+  for (int64_t i = 0; i < result.dim(); ++i) js << (i ? ", " : "") << result.size(i);
+  js << "]}";
+  std::cout << js.str() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  try {
+    args = parse_args(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "runner: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    return run(args);
+  } catch (const c10::Error& e) {
+    std::cerr << "runner: " << e.what_without_backtrace() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "runner: " << e.what() << "\n";
+  }
+  return 1;
+}

@@ -1,0 +1,194 @@
+"""ONNX Runtime runtimes (``ort-cpu``, ``ort-cuda``) for ``.onnx`` artifacts.
+
+Both use ``ORT_ENABLE_ALL`` graph optimizations and ``intra_op_num_threads``
+when threads are given (otherwise ORT's default: one thread per physical core).
+
+``ort-cuda`` runs through IO binding so a benchmark can time the session alone::
+
+    rt.bind(batch)     # OrtValue.ortvalue_from_numpy(batch, "cuda", 0): one host → device copy
+    rt.run_bound()     # session.run_with_iobinding on the device-resident input; time this
+    rt.fetch()         # device → host copy of the last output
+
+``ort-cpu`` has the same three calls (binding a CPU OrtValue), so a benchmark can
+treat every runtime alike. onnxruntime-gpu lists ``CUDAExecutionProvider`` even
+where no GPU or CUDA libraries exist, so :func:`cuda_provider_reason` probes for
+real: the CUDA driver and a GPU, then a tiny session that must keep the provider.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtimes.artifact import ArtifactRecord, Format
+from runtimes.base import Device, RuntimeName, Support, register_runtime
+from runtimes.eager import as_batch, checked_path
+from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
+
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+ONLY_ONNX = "ort runtimes run .onnx artifacts only"
+
+
+def _cuda_driver_reason() -> str | None:
+    """Ask the CUDA driver API directly: cheaper than importing torch, and exact."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no CUDA GPU (the NVIDIA driver library libcuda.so.1 is not installed)"
+    rc = lib.cuInit(0)
+    if rc == 100:  # CUDA_ERROR_NO_DEVICE
+        return "no CUDA GPU (the CUDA driver found no device)"
+    if rc != 0:
+        return f"no usable CUDA GPU (cuInit failed with CUDA error {rc})"
+    count = ctypes.c_int(0)
+    rc = lib.cuDeviceGetCount(ctypes.byref(count))
+    if rc != 0 or count.value < 1:
+        return "no CUDA GPU (the CUDA driver reports 0 devices)"
+    return None
+
+
+def _tiny_model() -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # readable by any onnxruntime >= 1.10
+    return model.SerializeToString()
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_provider_reason() -> str | None:
+    """None when ORT can really run on a CUDA GPU here, else the precise reason."""
+    import onnxruntime as ort
+
+    if CUDA_EP not in ort.get_available_providers():
+        return f"this onnxruntime build ({ort.__version__}) has no CUDAExecutionProvider"
+    reason = _cuda_driver_reason()
+    if reason:
+        return reason
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(_tiny_model(), opts, providers=[CUDA_EP, CPU_EP])
+    except Exception as exc:  # ORT raises plain RuntimeError/Fail subclasses; keep the reason
+        return f"onnxruntime could not create a CUDA session: {exc}"
+    if CUDA_EP not in sess.get_providers():
+        return ("onnxruntime fell back to the CPU: the CUDA execution provider did not load "
+                "(CUDA runtime or cuDNN libraries missing or the wrong version)")
+    return None
+
+
+class OrtRuntime:
+    def __init__(self, threads: int | None, device: Device) -> None:
+        if threads is not None and threads < 1:
+            raise BadInputError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self.device = device
+        self.name = RuntimeName.ORT_CPU if device == Device.CPU else RuntimeName.ORT_CUDA
+        self._sess: Any = None
+        self._io: Any = None
+        self._input = self._output = ""
+
+    # -- protocol
+    def supports(self, artifact: ArtifactRecord) -> Support:
+        if artifact.format != Format.ONNX:
+            return Support.no(ONLY_ONNX)
+        if self.device == Device.CUDA:
+            reason = cuda_provider_reason()
+            if reason:
+                return Support.no(reason)
+        return Support.yes()
+
+    def load(self, run_dir: Path, artifact: ArtifactRecord) -> None:
+        support = self.supports(artifact)
+        if not support.ok:
+            raise RuntimeUnavailable(f"{self.name.value} cannot run {artifact.path}: {support.reason}")
+        path = checked_path(run_dir, artifact)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads is not None:
+            opts.intra_op_num_threads = self.threads
+        providers = [CPU_EP] if self.device == Device.CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/... share no public base class
+            raise ArtifactError(f"onnxruntime cannot load {path}: {exc}") from exc
+        if self.device == Device.CUDA and sess.get_providers()[0] != CUDA_EP:
+            raise RuntimeUnavailable(f"onnxruntime did not use the CUDA provider for {path}: "
+                                     f"got {sess.get_providers()}")
+        inputs = [i.name for i in sess.get_inputs()]
+        outputs = [o.name for o in sess.get_outputs()]
+        if artifact.input.input_name not in inputs or artifact.input.output_name not in outputs:
+            raise ArtifactError(f"{path} has inputs {inputs} and outputs {outputs}; the manifest "
+                                f"says {artifact.input.input_name!r} → {artifact.input.output_name!r}")
+        self._sess, self._input, self._output = sess, artifact.input.input_name, artifact.input.output_name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if self.device == Device.CPU:
+            return self._session().run([self._output], {self._input: as_batch(batch)})[0]
+        self.bind(batch)
+        self.run_bound()
+        return self.fetch()
+
+    def close(self) -> None:
+        self._sess = self._io = None
+
+    # -- device-resident calls for benchmarks
+    def bind(self, batch: np.ndarray) -> None:
+        import onnxruntime as ort
+
+        where = "cpu" if self.device == Device.CPU else "cuda"
+        x = ort.OrtValue.ortvalue_from_numpy(as_batch(batch), where, 0)
+        io = self._session().io_binding()
+        io.bind_ortvalue_input(self._input, x)
+        io.bind_output(self._output, where, 0)
+        self._io, self._bound = io, x  # keep the OrtValue alive while it is bound
+
+    def run_bound(self) -> None:
+        if self._io is None:
+            raise RuntimeError(f"{self.name.value}: call bind() before run_bound()")
+        self._session().run_with_iobinding(self._io)
+        self._io.synchronize_outputs()
+
+    def fetch(self) -> np.ndarray:
+        if self._io is None:
+            raise RuntimeError(f"{self.name.value}: nothing has run yet")
+        return self._io.copy_outputs_to_cpu()[0]
+
+    def info(self) -> dict[str, str | int]:
+        import onnxruntime as ort
+
+        info: dict[str, str | int] = {
+            # ORT's default (0) is one thread per physical core; say so rather than guess a number.
+            "threads": self.threads if self.threads is not None else "ort-default",
+            "onnxruntime": ort.__version__,
+            "device": self.device.value,
+        }
+        if self._sess is not None:
+            info["providers"] = ",".join(self._sess.get_providers())
+        return info
+
+    def _session(self) -> Any:
+        if self._sess is None:
+            raise RuntimeError(f"{self.name.value}: call load() first")
+        return self._sess
+
+
+@register_runtime(RuntimeName.ORT_CPU)
+def _ort_cpu(threads: int | None) -> OrtRuntime:
+    return OrtRuntime(threads, Device.CPU)
+
+
+@register_runtime(RuntimeName.ORT_CUDA)
+def _ort_cuda(threads: int | None) -> OrtRuntime:
+    return OrtRuntime(threads, Device.CUDA)

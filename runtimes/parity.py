@@ -1,0 +1,259 @@
+"""Parity: does each deployable artifact compute what its eager reference computes?
+
+Every artifact is run in its parity runtime (``base.PARITY_RUNTIME``: TorchScript
+→ ``torchscript``, ONNX → ``ort-cpu``) on the same float32 inputs as its eager
+reference, and compared with the metrics of :mod:`runtimes.metrics` against a
+:class:`Tolerance` for its precision.
+
+An INT8/mixed artifact is compared with the *INT8* eager model (same weights,
+same scales), so the tolerance covers runtime kernel differences only, not the
+quantization error (that is accuracy's business). A peer artifact (its record's
+``decisions["compare_with"]`` names another variant, e.g. ``ort-quantize-static``
+vs ``fp32``) does include quantization error and gets the looser ``peer`` row.
+
+Default tolerances, from measurements on resnet18/50 (random weights, 64 and
+224 px, minmax and histogram calibration) with margin:
+
+* fp32: TorchScript freeze folds BN and ORT fuses Conv+BN+ReLU, so results
+  differ in the last bits (measured cosine 1 - 1e-9, SQNR > 100 dB).
+* fp16: the artifact and the eager reference both compute in float16 but with
+  different kernels and fusions (measured SQNR ≥ 55 dB even against fp32).
+* int8/mixed: fbgemm TorchScript matches eager INT8 bit for bit; ORT's QDQ
+  kernels round differently by one LSB in ~0.1 % of the elements of a layer,
+  which compounds through the network: measured cosine 0.994–1.0 and SQNR
+  19–41 dB (worst on flat, near-tied logits).
+
+Top-1 agreement is only checked for trained weights: the logits of an untrained
+network are nearly tied, so its argmax flips on noise; cosine and SQNR carry the
+check there (the result says so in ``notes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from runtimes import metrics
+from runtimes.artifact import ArtifactRecord, InputSpec, Precision, require_verified, write_json
+from runtimes.base import PARITY_RUNTIME, RuntimeName, get_runtime
+from runtimes.errors import ArtifactError, BadInputError, ParityError, RuntimeUnavailable
+
+PARITY_NAME = "parity.json"
+INPUT_SOURCES = ("synthetic", "images")
+PEER = "peer"  # tolerance row for artifacts compared with another variant's reference
+BATCH = 8
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Thresholds; ``None`` = not checked."""
+
+    min_cosine: float | None = None
+    min_sqnr_db: float | None = None
+    min_top1_agreement: float | None = None
+    max_abs_error: float | None = None
+
+
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    Precision.FP32.value: Tolerance(min_cosine=0.99999, min_sqnr_db=60.0, min_top1_agreement=1.0,
+                                    max_abs_error=1e-3),
+    Precision.FP16.value: Tolerance(min_cosine=0.999, min_sqnr_db=30.0, min_top1_agreement=0.95),
+    Precision.INT8.value: Tolerance(min_cosine=0.99, min_sqnr_db=15.0, min_top1_agreement=0.9),
+    Precision.MIXED.value: Tolerance(min_cosine=0.99, min_sqnr_db=15.0, min_top1_agreement=0.9),
+    # A different quantizer vs the FP32 model: quantization error included (measured
+    # INT8-vs-FP32 cosine 0.992–0.9997, SQNR 18–32 dB). A broken export scores ~0 on both.
+    PEER: Tolerance(min_cosine=0.98, min_sqnr_db=10.0, min_top1_agreement=0.8),
+}
+
+# Override keys: "<precision|peer>.<short name>=<value|none>".
+_FIELDS = {"cosine": "min_cosine", "sqnr": "min_sqnr_db", "top1": "min_top1_agreement",
+           "max_abs": "max_abs_error"}
+
+
+def parse_tolerance_overrides(items: Iterable[str],
+                              base: dict[str, Tolerance] | None = None) -> dict[str, Tolerance]:
+    """Apply ``["int8.cosine=0.995", "fp16.sqnr=25", "fp32.max_abs=none"]`` to the defaults.
+
+    Returns the full table (every row), so it can be passed to :func:`check_parity`.
+    """
+    table = dict(base if base is not None else DEFAULT_TOLERANCES)
+    for item in items:
+        key, sep, raw = item.partition("=")
+        row, dot, short = key.strip().partition(".")
+        if not sep or not dot:
+            raise BadInputError(f"bad tolerance {item!r}: expected ROW.METRIC=VALUE, e.g. int8.cosine=0.995")
+        if row not in table:
+            raise BadInputError(f"bad tolerance {item!r}: unknown row {row!r}; rows: {', '.join(table)}")
+        if short not in _FIELDS:
+            raise BadInputError(f"bad tolerance {item!r}: unknown metric {short!r}; "
+                                f"metrics: {', '.join(_FIELDS)}")
+        raw = raw.strip()
+        if raw.lower() in ("none", "off"):
+            value = None
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise BadInputError(f"bad tolerance {item!r}: {raw!r} is not a number or 'none'") from None
+            if not math.isfinite(value):
+                raise BadInputError(f"bad tolerance {item!r}: value must be finite")
+        table[row] = dataclasses.replace(table[row], **{_FIELDS[short]: value})
+    return table
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    variant: str
+    format: str
+    path: str
+    runtime: str
+    precision: str
+    reference: str  # the variant whose eager reference this was compared with
+    peer: bool
+    n_inputs: int
+    input_source: str  # "synthetic" | "images"
+    max_abs_error: float
+    mean_abs_error: float
+    cosine: float
+    sqnr_db: float  # inf when bit-identical
+    top1_agreement: float
+    top5_overlap: float  # top-min(5, classes)
+    tolerance: Tolerance
+    passed: bool
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def synthetic_inputs(n: int, input_spec: InputSpec, seed: int = 0) -> np.ndarray:
+    """Deterministic standard-normal NCHW inputs: the scale of ImageNet-normalized images."""
+    if n < 1:
+        raise BadInputError(f"need at least one input, got {n}")
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, *input_spec.shape[1:]), dtype=np.float32)
+
+
+def run_batched(runtime, inputs: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    return np.concatenate([runtime.run(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
+
+
+def compare(reference: np.ndarray, test: np.ndarray, tol: Tolerance,
+            check_top1: bool = True) -> tuple[dict[str, float], list[str]]:
+    """Metrics of ``test`` against ``reference`` and the tolerance violations (text)."""
+    k = min(5, reference.shape[1])
+    m = {
+        "max_abs_error": metrics.max_abs_error(reference, test),
+        "mean_abs_error": metrics.mean_abs_error(reference, test),
+        "cosine": metrics.cosine_similarity(reference, test),
+        "sqnr_db": metrics.sqnr_db(reference, test),
+        "top1_agreement": metrics.top1_agreement(reference, test),
+        "top5_overlap": metrics.topk_overlap(reference, test, k=k),
+    }
+    bad: list[str] = []
+    if not np.all(np.isfinite(test)):
+        bad.append("output has NaN or Inf")
+    if tol.min_cosine is not None and not m["cosine"] >= tol.min_cosine:
+        bad.append(f"cosine {m['cosine']:.6f} < {tol.min_cosine}")
+    if tol.min_sqnr_db is not None and not m["sqnr_db"] >= tol.min_sqnr_db:
+        bad.append(f"sqnr {m['sqnr_db']:.2f} dB < {tol.min_sqnr_db} dB")
+    if check_top1 and tol.min_top1_agreement is not None and not m["top1_agreement"] >= tol.min_top1_agreement:
+        bad.append(f"top1 agreement {m['top1_agreement']:.3f} < {tol.min_top1_agreement}")
+    if tol.max_abs_error is not None and not m["max_abs_error"] <= tol.max_abs_error:
+        bad.append(f"max abs error {m['max_abs_error']:.3g} > {tol.max_abs_error}")
+    return m, bad
+
+
+def _check_inputs(inputs: np.ndarray, spec: InputSpec, input_source: str) -> np.ndarray:
+    if input_source not in INPUT_SOURCES:
+        raise BadInputError(f"input_source must be one of {INPUT_SOURCES}, got {input_source!r}")
+    arr = np.ascontiguousarray(inputs, dtype=np.float32)
+    if arr.ndim != 4 or list(arr.shape[1:]) != list(spec.shape[1:]) or len(arr) == 0:
+        raise BadInputError(f"parity inputs have shape {arr.shape}; the artifacts take "
+                            f"(N, {', '.join(map(str, spec.shape[1:]))}) with N ≥ 1")
+    return arr
+
+
+def _reference_outputs(run_dir: Path, ref: ArtifactRecord, inputs: np.ndarray,
+                       threads: int | None) -> np.ndarray:
+    rt = get_runtime(RuntimeName.EAGER, threads)
+    rt.load(run_dir, ref)
+    try:
+        return run_batched(rt, inputs)
+    finally:
+        rt.close()
+
+
+def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
+                 tolerances: dict[str, Tolerance] | None = None,
+                 variants: Sequence[str] | None = None,
+                 threads: int | None = None) -> list[ParityResult]:
+    """Compare every artifact (optionally of ``variants`` only) with its eager reference."""
+    run_dir = Path(run_dir)
+    manifest = require_verified(run_dir)
+    table = tolerances if tolerances is not None else DEFAULT_TOLERANCES
+    artifacts = list(manifest.artifacts)
+    if variants is not None:
+        unknown = sorted(set(variants) - set(manifest.variants()))
+        if unknown:
+            raise BadInputError(f"variants not in {run_dir}: {', '.join(unknown)}; "
+                                f"it has: {', '.join(manifest.variants())}")
+        artifacts = [a for a in artifacts if a.variant in set(variants)]
+    if not artifacts:
+        raise BadInputError(f"{run_dir} has no artifacts to check")
+
+    cache: dict[str, np.ndarray] = {}
+    results: list[ParityResult] = []
+    for art in artifacts:
+        x = _check_inputs(inputs, art.input, input_source)
+        ref_name = str(art.decisions.get("compare_with", art.variant))
+        peer = ref_name != art.variant
+        if ref_name not in cache:
+            cache[ref_name] = _reference_outputs(run_dir, manifest.reference_for(ref_name), x, threads)
+        row = PEER if peer else art.precision.value
+        if row not in table:
+            raise BadInputError(f"no tolerance row {row!r} for {art.path}; rows: {', '.join(table)}")
+        tol = table[row]
+
+        if art.format.value not in PARITY_RUNTIME:
+            raise ArtifactError(f"{art.path}: format {art.format.value!r} is not a deployable artifact format")
+        rt_name = PARITY_RUNTIME[art.format.value]
+        rt = get_runtime(rt_name, threads)
+        support = rt.supports(art)
+        if not support.ok:
+            raise RuntimeUnavailable(f"parity runtime {rt_name.value} cannot run {art.path}: {support.reason}")
+        rt.load(run_dir, art)
+        try:
+            out = run_batched(rt, x)
+        finally:
+            rt.close()
+
+        notes: list[str] = []
+        if not art.weights.trained:
+            notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
+        m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
+        results.append(ParityResult(
+            variant=art.variant, format=art.format.value, path=art.path, runtime=rt_name.value,
+            precision=art.precision.value, reference=ref_name, peer=peer, n_inputs=len(x),
+            input_source=input_source, tolerance=tol, passed=not bad,
+            violations=[f"{art.path} ({art.variant}, {rt_name.value} vs eager {ref_name}): {v}"
+                        for v in bad],
+            notes=notes, **m))
+    return results
+
+
+def write_parity(run_dir: Path, results: Sequence[ParityResult]) -> Path:
+    path = Path(run_dir) / PARITY_NAME
+    write_json(path, {"passed": all(r.passed for r in results), "results": list(results)})
+    return path
+
+
+def raise_on_failure(results: Sequence[ParityResult]) -> None:
+    """Raise :class:`ParityError` listing every violation, if any artifact failed."""
+    failed = [v for r in results for v in r.violations]
+    if failed:
+        raise ParityError(f"{len([r for r in results if not r.passed])} artifact(s) outside tolerance:\n  "
+                          + "\n  ".join(failed))

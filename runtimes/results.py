@@ -1,0 +1,189 @@
+"""The benchmark result records: typed cells, the environment, JSON and CSV.
+
+``<run>/results.json`` is the single source the report is rendered from; the
+CSV beside it is a flat convenience copy (one row per cell) for spreadsheets.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtimes.artifact import (WeightsRecord, atomic_write_bytes, from_jsonable, to_jsonable,
+                               write_json)
+from runtimes.errors import ArtifactError
+
+RESULTS_SCHEMA_VERSION = 1
+RESULTS_NAME = "results.json"
+RESULTS_CSV_NAME = "results.csv"
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-batch latency in milliseconds over ``iterations`` timed runs after ``warmup`` untimed ones."""
+
+    median: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    iterations: int
+    warmup: int
+
+
+@dataclass(frozen=True)
+class SizeRecord:
+    bytes: int
+    compressed_bytes: int
+    compression: str  # e.g. "zstd-19"
+    params: int
+    nonzero_params: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzero_params / self.params if self.params else 0.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (variant × format × runtime × batch) measurement.
+
+    Identity fields are plain strings rather than enums so that a cell can be
+    recorded even when its inputs failed validation (an ``error`` cell).
+    """
+
+    variant: str
+    format: str
+    runtime: str
+    device: str
+    batch: int
+    precision: str
+    status: Status
+    reason: str = ""
+    latency_ms: LatencyStats | None = None
+    throughput: float | None = None  # images per second at the median latency
+    size: SizeRecord | None = None
+    threads: int | None = None
+    runtime_info: dict[str, Any] = field(default_factory=dict)
+    top1: float | None = None  # percent
+    top5: float | None = None  # percent
+    eval_images: int | None = None
+    flags: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def median(self) -> float | None:
+        return self.latency_ms.median if self.latency_ms is not None else None
+
+
+@dataclass(frozen=True)
+class Environment:
+    cpu_model: str
+    cpu_flags: list[str]  # only the ISA extensions that decide which kernels run
+    cores_logical: int
+    cores_physical: int | None
+    threads: int | None  # None: each runtime's default
+    gpu_name: str  # "none" when there is no usable GPU
+    gpu_driver: str
+    cuda_version: str
+    versions: dict[str, str]
+    platform: str
+
+
+@dataclass(frozen=True)
+class Results:
+    schema_version: int
+    created: str
+    run_dir: str
+    model: str
+    weights: WeightsRecord
+    environment: Environment
+    command: str
+    settings: dict[str, Any]
+    cells: list[Cell]
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- files
+
+def write_results(run_dir: Path, results: Results) -> Path:
+    """Write ``results.json`` (atomically) and the flat ``results.csv``; return the JSON path."""
+    run_dir = Path(run_dir)
+    path = run_dir / RESULTS_NAME
+    write_json(path, results)
+    atomic_write_bytes(run_dir / RESULTS_CSV_NAME, cells_csv(results.cells).encode())
+    return path
+
+
+def read_results(run_dir: Path) -> Results:
+    run_dir = Path(run_dir)
+    path = run_dir / RESULTS_NAME
+    if not path.is_file():
+        raise ArtifactError(f"no {RESULTS_NAME} in {run_dir}: run the benchmark first")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ArtifactError(f"{path} has no 'cells' list")
+    if data.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: schema_version {data.get('schema_version')!r} is not {RESULTS_SCHEMA_VERSION}")
+    try:
+        return from_jsonable(Results, data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ArtifactError(f"{path} does not match the results schema: {exc}") from exc
+
+
+CSV_COLUMNS = (
+    "variant", "format", "runtime", "device", "batch", "precision", "status", "reason",
+    "median_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "iterations",
+    "warmup", "throughput_ips", "bytes", "compressed_bytes", "compression", "params",
+    "nonzero_params", "threads", "top1", "top5", "eval_images", "flags", "wall_s", "runtime_info",
+)
+
+
+def cell_row(cell: Cell) -> dict[str, Any]:
+    lat, size = cell.latency_ms, cell.size
+    row: dict[str, Any] = {
+        "variant": cell.variant, "format": cell.format, "runtime": cell.runtime,
+        "device": cell.device, "batch": cell.batch, "precision": cell.precision,
+        "status": cell.status.value, "reason": cell.reason,
+        "throughput_ips": cell.throughput, "threads": cell.threads, "top1": cell.top1,
+        "top5": cell.top5, "eval_images": cell.eval_images, "flags": "; ".join(cell.flags),
+        "wall_s": cell.wall_s,
+        "runtime_info": json.dumps(to_jsonable(cell.runtime_info), sort_keys=True) if cell.runtime_info else "",
+    }
+    for name in ("median", "p90", "p99", "mean", "std", "min", "max"):
+        row[f"{name}_ms"] = getattr(lat, name) if lat else None
+    row["iterations"] = lat.iterations if lat else None
+    row["warmup"] = lat.warmup if lat else None
+    for name in ("bytes", "compressed_bytes", "compression", "params", "nonzero_params"):
+        row[name] = getattr(size, name) if size else None
+    return row
+
+
+def cells_csv(cells: list[Cell]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for cell in cells:
+        writer.writerow({k: ("" if v is None else v) for k, v in cell_row(cell).items()})
+    return buf.getvalue()

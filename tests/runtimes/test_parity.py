@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from runtimes import parity
+from runtimes.artifact import verify_run_dir
+from runtimes.errors import ArtifactError, BadInputError, ParityError
+
+
+@pytest.fixture(scope="module")
+def results(tiny_run_dir, tiny_inputs):
+    return parity.check_parity(tiny_run_dir, tiny_inputs, "synthetic")
+
+
+def _by(results, path):
+    return next(r for r in results if r.path == path)
+
+
+def test_all_artifacts_pass(results, tiny_inputs):
+    assert len(results) == 9
+    assert all(r.passed and not r.violations for r in results), [r.violations for r in results]
+    assert {r.runtime for r in results} == {"torchscript", "ort-cpu"}
+    assert all(r.n_inputs == len(tiny_inputs) and r.input_source == "synthetic" for r in results)
+
+
+def test_metric_values_are_what_the_runtimes_give(results):
+    # fbgemm TorchScript computes exactly what the eager INT8 model computes.
+    for path in ("int8.pt", "mixed.pt"):
+        r = _by(results, path)
+        assert r.sqnr_db == math.inf and r.max_abs_error == 0.0
+    fp32 = _by(results, "fp32.onnx")
+    assert fp32.max_abs_error < 1e-4 and fp32.sqnr_db > 80 and fp32.cosine > 0.9999999
+    fp16 = _by(results, "fp16.onnx")
+    assert 40 < fp16.sqnr_db < math.inf  # ORT's float16 kernels differ from torch's
+    q = _by(results, "int8.onnx")
+    assert q.cosine >= 0.99 and q.sqnr_db >= 15 and q.tolerance == parity.DEFAULT_TOLERANCES["int8"]
+    assert all("untrained" in n for r in results for n in r.notes)
+
+
+def test_peer_is_compared_with_fp32(results):
+    peer = _by(results, "ort-quantize-static.onnx")
+    assert peer.peer and peer.reference == "fp32" and peer.precision == "int8"
+    assert peer.tolerance == parity.DEFAULT_TOLERANCES[parity.PEER]
+    assert not _by(results, "int8.onnx").peer
+
+
+def test_write_parity(results, copy_run_dir):
+    run_dir = copy_run_dir()
+    path = parity.write_parity(run_dir, results)
+    data = json.loads(path.read_text())
+    assert data["passed"] is True and len(data["results"]) == 9
+    assert data["results"][0]["tolerance"]["min_cosine"] == parity.DEFAULT_TOLERANCES["fp32"].min_cosine
+    assert verify_run_dir(run_dir) == []  # parity.json is one of the run dir's own outputs
+
+
+def test_perturbed_artifact_fails(copy_run_dir, rehash, tiny_inputs):
+    import onnx
+    from onnx import numpy_helper
+
+    run_dir = copy_run_dir()
+    model = onnx.load(str(run_dir / "fp32.onnx"))
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    init = next(i for i in model.graph.initializer if i.name in conv_weights)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+    onnx.save(model, str(run_dir / "fp32.onnx"))
+    rehash(run_dir, "fp32.onnx")
+
+    res = parity.check_parity(run_dir, tiny_inputs, "synthetic", variants=["fp32"])
+    bad = _by(res, "fp32.onnx")
+    assert not bad.passed and _by(res, "fp32.pt").passed
+    text = " | ".join(bad.violations)
+    assert "fp32.onnx" in text and "sqnr" in text and "max abs error" in text
+    with pytest.raises(ParityError, match="fp32.onnx"):
+        parity.raise_on_failure(res)
+
+
+def test_unrecorded_change_is_refused(copy_run_dir, tiny_inputs):
+    run_dir = copy_run_dir()
+    (run_dir / "int8.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ArtifactError, match="int8.onnx"):
+        parity.check_parity(run_dir, tiny_inputs, "synthetic")
+
+
+def test_stricter_override_fails_only_the_inexact(tiny_run_dir, tiny_inputs):
+    table = parity.parse_tolerance_overrides(["peer.sqnr=60"])
+    res = parity.check_parity(tiny_run_dir, tiny_inputs[:4], "images", tolerances=table,
+                              variants=["int8", "ort-quantize-static"])
+    assert [r.path for r in res if not r.passed] == ["ort-quantize-static.onnx"]
+    peer = _by(res, "ort-quantize-static.onnx")
+    assert len(peer.violations) == 1 and "sqnr" in peer.violations[0] and "< 60.0 dB" in peer.violations[0]
+    assert all(r.input_source == "images" and r.n_inputs == 4 for r in res)
+
+
+def test_parse_overrides():
+    t = parity.parse_tolerance_overrides(["int8.cosine=0.995", "fp16.sqnr=25", "fp32.max_abs=none",
+                                          "peer.top1=0.5"])
+    assert t["int8"].min_cosine == 0.995 and t["int8"].min_sqnr_db == parity.DEFAULT_TOLERANCES["int8"].min_sqnr_db
+    assert t["fp16"].min_sqnr_db == 25.0
+    assert t["fp32"].max_abs_error is None
+    assert t["peer"].min_top1_agreement == 0.5
+    assert parity.DEFAULT_TOLERANCES["int8"].min_cosine == 0.99  # defaults untouched
+
+
+@pytest.mark.parametrize("item,match", [
+    ("int8.cosine", "ROW.METRIC=VALUE"), ("int8=0.9", "ROW.METRIC=VALUE"),
+    ("int9.cosine=0.9", "unknown row"), ("int8.psnr=3", "unknown metric"),
+    ("int8.cosine=high", "not a number"), ("fp16.sqnr=inf", "finite"),
+])
+def test_parse_overrides_errors(item, match):
+    with pytest.raises(BadInputError, match=match):
+        parity.parse_tolerance_overrides([item])
+
+
+def test_bad_calls(tiny_run_dir, tiny_inputs):
+    with pytest.raises(BadInputError, match="nope"):
+        parity.check_parity(tiny_run_dir, tiny_inputs, "synthetic", variants=["nope"])
+    with pytest.raises(BadInputError, match="shape"):
+        parity.check_parity(tiny_run_dir, tiny_inputs[:, :, :32, :32], "synthetic", variants=["fp32"])
+    with pytest.raises(BadInputError, match="input_source"):
+        parity.check_parity(tiny_run_dir, tiny_inputs, "webcam", variants=["fp32"])
+
+
+def test_synthetic_inputs(tiny_spec):
+    a = parity.synthetic_inputs(4, tiny_spec, seed=3)
+    assert a.shape == (4, 3, 64, 64) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, parity.synthetic_inputs(4, tiny_spec, seed=3))
+    assert not np.array_equal(a, parity.synthetic_inputs(4, tiny_spec, seed=4))
+    assert abs(float(a.std()) - 1.0) < 0.05
