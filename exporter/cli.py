@@ -22,8 +22,10 @@ from runtimes.errors import ShrinkwrapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress torchvision CNNs, export TorchScript + ONNX, gate on parity, benchmark runtimes.")
-console = Console(stderr=True)
-out_console = Console()
+# Tables are wide; when output is not a terminal rich would squeeze them into 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(stderr=True, width=_WIDTH)
+out_console = Console(width=_WIDTH)
 
 
 def _command_line() -> str:
@@ -218,7 +220,8 @@ def _run_parity(run_dir: Path, data: Optional[Path], n: int, tolerance: Optional
 
     overrides = parse_tolerance_overrides(tolerance or [])
     inputs, source = _parity_inputs(run_dir, data, n)
-    _say(f"parity: {len(inputs)} {source} inputs, every artifact vs its eager reference")
+    _say(f"parity: {len(inputs)} {'real-image' if source == 'images' else source} inputs, "
+         "every artifact vs its eager reference")
     results = check_parity(run_dir, inputs, source, tolerances=overrides)
     write_parity(run_dir, results)
     if as_json:
@@ -477,7 +480,8 @@ def sweep(
 ) -> None:
     """Accuracy and compressed size against sparsity, for both pruning orders."""
     from exporter.prune import check_sparsity
-    from exporter.sweep import run_sweep, sweep_figures
+    from exporter.sweep import run_sweep
+    from runtimes.analysis_sections import sweep_figures
     from exporter.variants import parse_variants
     from runtimes.artifact import to_jsonable, write_json
     from runtimes.errors import BadInputError
@@ -520,7 +524,8 @@ def sensitivity(
     eval_images: EvalImages = None,
 ) -> None:
     """Per layer: the loss when only that layer is INT8, and when only that layer is pruned; ranked."""
-    from exporter.sensitivity import layer_sensitivity, sensitivity_figure, write_sensitivity
+    from exporter.sensitivity import layer_sensitivity, write_sensitivity
+    from runtimes.analysis_sections import sensitivity_figure
     from runtimes.artifact import to_jsonable
 
     req, recipe, ev = _analysis_setup(model, weights, sparsity, PruneScope.LAYER, PruneOrder.QUANTIZE_THEN_PRUNE,

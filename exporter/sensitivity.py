@@ -27,7 +27,7 @@ import torch
 
 from exporter import prune, quantize
 from exporter.evaluation import accuracy, model_logits
-from runtimes.artifact import to_jsonable, write_json
+from runtimes.artifact import write_json
 from runtimes.metrics import sqnr_db
 
 Progress = Callable[[str], None]
@@ -124,59 +124,3 @@ def write_sensitivity(out_dir: Path, report: SensitivityReport) -> Path:
     path = Path(out_dir) / "sensitivity.json"
     write_json(path, report)
     return path
-
-
-def sensitivity_figure(report: dict, path: Path) -> Path:
-    """Two bar charts, layers in network order: SQNR with only that layer INT8 / only that layer pruned."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = report["layers"]
-    names = [r["layer"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(12, max(4, 0.28 * len(rows))), sharey=True)
-    for ax, key, title in ((axes[0], "quant_sqnr_db", "only this layer INT8"),
-                           (axes[1], "prune_sqnr_db", f"only this layer pruned ({report['sparsity']:.0%})")):
-        vals = [min(r[key], 120.0) for r in rows]
-        ax.barh(range(len(rows)), vals, color="tab:blue" if key.startswith("quant") else "tab:orange")
-        ax.set_title(title)
-        ax.set_xlabel(("vs the baseline" if key.startswith("quant") else "vs FP32")
-                      + " output SQNR (dB, lower = more sensitive)")
-        ax.invert_yaxis()
-    axes[0].set_yticks(range(len(rows)), names, fontsize=7)
-    fig.suptitle(f"layer sensitivity, ranked most sensitive first ({report['eval_images']} {report['eval_source']} inputs)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def sensitivity_markdown(report: dict, figure: str | None = None) -> str:
-    has_acc = report.get("fp32_top1") is not None
-    lines = ["## Layer sensitivity", "",
-             f"{report['eval_images']} inputs ({report['eval_source']}); pruning at {report['sparsity']:.0%}. "
-             f"Baseline (every layer FP32, only input and residual-add quantization): "
-             f"SQNR {report['baseline_sqnr_db']:.1f} dB"
-             + (f", top-1 {report['baseline_top1']:.2f}% vs FP32 {report['fp32_top1']:.2f}%" if has_acc else "")
-             + ". INT8-only rows are measured against that baseline, so they show the layer's own error; "
-             "prune-only rows against FP32. Ranked most sensitive to INT8 first.", ""]
-    head = "| rank | layer | params | INT8-only SQNR dB | prune-only SQNR dB |"
-    sep = "|---:|---|---:|---:|---:|"
-    if has_acc:
-        head += " INT8-only top-1 drop | prune-only top-1 drop |"
-        sep += "---:|---:|"
-    lines += [head, sep]
-    for i, r in enumerate(report["layers"], 1):
-        row = f"| {i} | {r['layer']} | {r['params']:,} | {r['quant_sqnr_db']:.1f} | {r['prune_sqnr_db']:.1f} |"
-        if has_acc:
-            row += f" {r['quant_top1_drop']:+.2f} | {r['prune_top1_drop']:+.2f} |"
-        lines.append(row)
-    if figure:
-        lines += ["", f"![layer sensitivity]({figure})"]
-    return "\n".join(lines) + "\n"
-
-
-def report_dict(report: SensitivityReport) -> dict:
-    return to_jsonable(report)

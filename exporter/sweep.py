@@ -21,7 +21,7 @@ from exporter.recipe import CompressionOptions, Recipe
 from exporter.sensitivity import EvalSet
 from exporter.variants import VariantSpec
 from runtimes.artifact import PruneOrder
-from runtimes.bench import ZSTD_LEVEL, zstd_size
+from runtimes.bench import zstd_size
 from runtimes.metrics import sqnr_db
 
 DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
@@ -126,59 +126,3 @@ def conclusions(points: Sequence[SweepPoint]) -> list[str]:
     return out
 
 
-def sweep_figures(report: dict, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    series: dict[str, list[dict]] = {}
-    for p in report["points"]:
-        label = p["variant"] + (f" ({p['order']})" if p["order"] else "")
-        series.setdefault(label, []).append(p)
-    use_acc = report.get("fp32_top1") is not None
-    paths = []
-    for key, ylabel, fname in (("top1" if use_acc else "sqnr_db",
-                                "top-1 (%)" if use_acc else "logit SQNR vs FP32 (dB)", "sweep_accuracy.png"),
-                               ("zstd_bytes", "zstd-compressed ONNX (MB)", "sweep_size.png")):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for label, pts in series.items():
-            pts = sorted(pts, key=lambda p: p["sparsity"])
-            ys = [p[key] / 1e6 if key == "zstd_bytes" else p[key] for p in pts]
-            ax.plot([p["sparsity"] for p in pts], ys, marker="o", label=label)
-        if key == "top1" and use_acc:
-            ax.axhline(report["fp32_top1"], color="gray", ls="--", lw=1, label="FP32")
-        ax.set_xlabel("requested sparsity")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out_dir / fname
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def sweep_markdown(report: dict, figures: Sequence[str] = ()) -> str:
-    use_acc = report.get("fp32_top1") is not None
-    lines = ["## Sparsity and order sweep", "",
-             f"{report['eval_images']} inputs ({report['eval_source']}), every point measured in ONNX Runtime CPU; "
-             f"size is the ONNX file after zstd -{ZSTD_LEVEL}."
-             + (f" FP32 top-1: {report['fp32_top1']:.2f}%." if use_acc else ""), ""]
-    head = "| variant | order | sparsity | achieved | " + ("top-1 | top-5 | " if use_acc else "") + \
-        "SQNR dB | ONNX MB | zstd MB |"
-    lines += [head, "|" + "---|" * head.count("|")[:-1] if False else head.replace("| ", "|").replace(" |", "|")
-              .replace("variant", "---").replace("order", "---")]
-    lines = lines[:-1] + ["|---|---|---:|---:|" + ("---:|---:|" if use_acc else "") + "---:|---:|---:|"]
-    for p in report["points"]:
-        row = f"| {p['variant']} | {p['order'] or '-'} | {p['sparsity']:.0%} | {p['achieved_sparsity']:.3f} | "
-        if use_acc:
-            row += f"{p['top1']:.2f} | {p['top5']:.2f} | "
-        row += f"{p['sqnr_db']:.1f} | {p['onnx_bytes'] / 1e6:.2f} | {p['zstd_bytes'] / 1e6:.2f} |"
-        lines.append(row)
-    if report.get("conclusions"):
-        lines += ["", "**Which order is better?**", ""] + [f"- {c}" for c in report["conclusions"]]
-    lines += [""] + [f"![sweep]({f})" for f in figures]
-    return "\n".join(lines) + "\n"

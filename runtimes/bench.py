@@ -46,7 +46,7 @@ def bench(run_dir: Path, runtimes: Sequence[RuntimeName | str] | None = None,
           min_iters: int = 10, warmup: int = 3, timeout_s: float = 300,
           eval_tensors: Path | None = None, progress: Progress | None = None,
           variants: Sequence[str] | None = None, command: str = "",
-          max_time_s: float = DEFAULT_MAX_TIME_S) -> Results:
+          max_time_s: float = DEFAULT_MAX_TIME_S, max_accuracy_drop: float = 1.0) -> Results:
     """Run the sweep over ``run_dir`` and write ``results.json`` + ``results.csv`` there."""
     run_dir = Path(run_dir)
     names = _parse_runtimes(runtimes)
@@ -82,9 +82,11 @@ def bench(run_dir: Path, runtimes: Sequence[RuntimeName | str] | None = None,
             if pre is not None:
                 cell = dataclasses.replace(pre, batch=batch)
             else:
+                # Accuracy does not depend on the batch size: measure it once, at the largest.
+                evaluate = eval_tensors is not None and batch == max(batches)
                 spec = CellSpec(run_dir.resolve(), rec.variant, rec.format.value, name.value, batch,
                                 threads, min_time_s, min_iters, warmup, max_time_s,
-                                Path(eval_tensors).resolve() if eval_tensors else None)
+                                Path(eval_tensors).resolve() if evaluate else None)
                 cell = spawn_cell(spec, timeout_s, child_env, rec.precision.value)
             cell = dataclasses.replace(cell, size=size)
             cells.append(cell)
@@ -100,10 +102,13 @@ def bench(run_dir: Path, runtimes: Sequence[RuntimeName | str] | None = None,
                   "min_time_s": min_time_s, "min_iters": min_iters, "warmup": warmup,
                   "max_time_s": max_time_s, "timeout_s": timeout_s,
                   "eval_tensors": str(eval_tensors) if eval_tensors else None,
-                  "variants": list(chosen), "io_binding": IO_BINDING_NOTE},
-        cells=flag_cells(cells),
+                  "variants": list(chosen), "io_binding": IO_BINDING_NOTE,
+                  "max_accuracy_drop": max_accuracy_drop},
+        cells=flag_cells(share_accuracy(cells)),
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
-               "accuracy: the last eval batch is run as is (smaller), not padded"],
+               "accuracy: the last eval batch is run as is (smaller), not padded",
+               f"accuracy: measured once per artifact and runtime, at batch {max(batches)}; "
+               "the other batch rows of that pair show the same figures"],
     )
     write_results(run_dir, results)
     return results
@@ -168,6 +173,17 @@ def _precheck(rec: ArtifactRecord, name: RuntimeName, threads: int | None) -> Ce
 
 
 # ---------------------------------------------------------------- sizes and flags
+
+def share_accuracy(cells: list[Cell]) -> list[Cell]:
+    """Copy the accuracy measured at one batch size to the other ok rows of the same artifact × runtime."""
+    measured = {(c.variant, c.format, c.runtime): c for c in cells if c.top1 is not None}
+    out = []
+    for c in cells:
+        src = measured.get((c.variant, c.format, c.runtime))
+        if src is not None and c.top1 is None and c.status == Status.OK:
+            c = dataclasses.replace(c, top1=src.top1, top5=src.top5, eval_images=src.eval_images)
+        out.append(c)
+    return out
 
 def zstd_size(data: bytes) -> int:
     """Bytes after general-purpose compression: what unstructured pruning saves on disk and on the wire."""

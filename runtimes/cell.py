@@ -164,7 +164,8 @@ def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
                                iterations=len(times), warmup=warm)
         top1 = top5 = n_eval = None
         if spec.eval_tensors is not None:
-            top1, top5, n_eval = evaluate(rt.run, spec.eval_tensors, spec.batch, record.num_classes)
+            top1, top5, n_eval = evaluate(rt.run, spec.eval_tensors, spec.batch, record.num_classes,
+                                          getattr(rt, "run_all", None))
         info = {**jsonable_info(rt), "timing": timing}
     finally:
         rt.close()
@@ -213,7 +214,8 @@ def check_logits(out: Any, batch: int, num_classes: int) -> None:
 
 
 def evaluate(run: Callable[[np.ndarray], np.ndarray], path: Path, batch: int,
-             num_classes: int) -> tuple[float, float | None, int]:
+             num_classes: int, run_all: Callable[[np.ndarray, int], np.ndarray] | None = None
+             ) -> tuple[float, float | None, int]:
     from runtimes import metrics
 
     path = Path(path)
@@ -226,8 +228,11 @@ def evaluate(run: Callable[[np.ndarray], np.ndarray], path: Path, batch: int,
         labels = np.asarray(data["labels"], dtype=np.int64)
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
         raise BadInputError(f"{path}: images {images.shape} and labels {labels.shape} do not match")
-    logits = np.concatenate([np.asarray(run(images[i:i + batch]), dtype=np.float32)
-                             for i in range(0, len(images), batch)])
+    if run_all is not None:  # e.g. libtorch-cpp: one process for the whole set
+        logits = np.asarray(run_all(images, batch), dtype=np.float32)
+    else:
+        logits = np.concatenate([np.asarray(run(images[i:i + batch]), dtype=np.float32)
+                                 for i in range(0, len(images), batch)])
     ks = (1, 5) if num_classes >= 5 else (1,)
     acc = metrics.topk_accuracy(logits, labels, ks=ks)
     return float(acc[1]), (float(acc[5]) if 5 in acc else None), len(images)

@@ -33,6 +33,7 @@ import numpy as np
 from runtimes.artifact import ArtifactRecord, Format
 from runtimes.base import Device, RuntimeName, Support, register_runtime
 from runtimes.eager import as_batch, checked_path
+from runtimes import structure
 from runtimes.errors import BadInputError, RuntimeUnavailable, ShrinkwrapError
 
 SOURCE = Path(__file__).parent / "cpp" / "main.cpp"
@@ -103,9 +104,10 @@ def ensure_runner() -> Path:
             try:
                 proc = subprocess.run(build_command(tmp), capture_output=True, text=True)
                 if proc.returncode != 0:
-                    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+                    lines = (proc.stderr or proc.stdout).strip().splitlines()
+                    first = next((ln for ln in lines if "error" in ln), lines[-1] if lines else "")
                     raise RuntimeUnavailable(f"building the libtorch-cpp runner failed "
-                                             f"({COMPILER} exit {proc.returncode}):\n{tail}")
+                                             f"({COMPILER} exit {proc.returncode}): {first.strip()}")
                 os.replace(tmp, final)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -143,8 +145,13 @@ class LibtorchCppRuntime:
         _, out = self.bench(batch, min_time_ms=0.0, min_iters=1, warmup=0)
         return out
 
+    def run_all(self, images: np.ndarray, batch: int) -> np.ndarray:
+        """Every row once, in slices of ``batch``, in ONE runner process (evaluation)."""
+        _, out = self.bench(images, min_time_ms=0.0, min_iters=1, warmup=0, chunk=batch)
+        return out
+
     def bench(self, batch: np.ndarray, min_time_ms: float = 0.0, min_iters: int = 10,
-              warmup: int = 3) -> tuple[list[float], np.ndarray]:
+              warmup: int = 3, chunk: int = 0) -> tuple[list[float], np.ndarray]:
         """Time ``batch`` in C++: warm-up, then iterations until both minimums are met.
 
         Returns the per-iteration times in ms and the output of the last iteration.
@@ -160,6 +167,9 @@ class LibtorchCppRuntime:
             cmd = [str(self._runner), str(self._model), "--input", str(inp), "--output", str(outp),
                    "--shape", ",".join(map(str, x.shape)), "--warmup", str(warmup),
                    "--min-iters", str(min_iters), "--min-time-ms", repr(float(min_time_ms))]
+            if chunk:
+                cmd += ["--chunk", str(int(chunk))]
+            cmd += ["--qengine", structure.QUANT_ENGINE]
             if self.threads is not None:
                 cmd += ["--threads", str(self.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -64,6 +64,9 @@ def register_json_section(filename: str, renderer: JsonSection) -> None:
 
 
 def render_report(run_dir: Path, extra_sections: Sequence[Section] = ()) -> Path:
+    from runtimes import analysis_sections
+
+    analysis_sections.register()
     run_dir = Path(run_dir)
     results = read_results(run_dir)
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST_NAME).is_file() else None
@@ -373,9 +376,25 @@ def figures_section(ctx: ReportContext) -> str:
 
 
 def parity_section(ctx: ReportContext) -> str:
-    if ctx.parity is None:
+    """The parity records (artifact vs its eager reference), from parity.json."""
+    if not isinstance(ctx.parity, dict) or not ctx.parity.get("results"):
         return ""
-    return "## Parity\n\n`parity.json` is present in this run directory (written by `shrinkwrap parity`)."
+    rows = ctx.parity["results"]
+    first = rows[0]
+    lines = ["## Parity", "",
+             f"Each artifact against the eager model it was exported from, on {first['n_inputs']} "
+             f"{first['input_source']} inputs; overall: **{'pass' if ctx.parity.get('passed') else 'FAIL'}**. "
+             "Tolerances per precision are in the README.", "",
+             "| artifact | runtime | vs | max abs | cosine | SQNR dB | top-1 agr. | top-5 ovl. | result |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        sq = r["sqnr_db"]
+        sq_text = "identical" if isinstance(sq, float) and sq == float("inf") else f"{sq:.1f}"
+        result = "pass" if r["passed"] else "FAIL: " + "; ".join(r["violations"])
+        lines.append(f"| {r['path']} | {r['runtime']} | {r['reference']} | {r['max_abs_error']:.3g} | "
+                     f"{r['cosine']:.6f} | {sq_text} | {r['top1_agreement']:.3f} | {r['top5_overlap']:.3f} | "
+                     f"{result} |")
+    return "\n".join(lines)
 
 
 def json_sections(ctx: ReportContext) -> str:

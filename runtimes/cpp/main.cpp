@@ -3,11 +3,12 @@
 // Usage:
 //   runner MODEL.pt --input x.bin --shape 8,3,224,224 [--output y.bin]
 //          [--threads N] [--warmup 3] [--min-iters 10] [--min-time-ms 0]
-//          [--max-iters 100000]
+//          [--max-iters 100000] [--chunk N] [--qengine x86|fbgemm]
 //
 // The input file is raw little-endian float32 in NCHW order. After warm-up it
 // runs timed iterations until both --min-iters and --min-time-ms are met (or
-// --max-iters), writes the output of the last run as raw float32 to --output,
+// --max-iters); with --chunk N it instead runs every row once in slices of N
+// (evaluation); it writes the output of the last run as raw float32 to --output,
 // and prints ONE JSON object on stdout:
 //   {"times_ms": [...], "threads": n, "qengine": "fbgemm",
 //    "torch_version": "...", "output_shape": [...]}
@@ -39,6 +40,8 @@ struct Args {
   long min_iters = 10;
   long max_iters = 100000;
   double min_time_ms = 0.0;
+  int64_t chunk = 0;
+  std::string qengine = "x86";  // >0: evaluation mode, one pass over the input in slices of this many rows
 };
 
 struct UsageError : std::runtime_error {
@@ -77,6 +80,8 @@ Args parse_args(int argc, char** argv) {
       else if (key == "--min-iters") a.min_iters = std::stol(value());
       else if (key == "--max-iters") a.max_iters = std::stol(value());
       else if (key == "--min-time-ms") a.min_time_ms = std::stod(value());
+      else if (key == "--chunk") a.chunk = std::stol(value());
+      else if (key == "--qengine") a.qengine = value();
       else if (!key.empty() && key[0] == '-') throw UsageError("unknown option " + key);
       else if (a.model.empty()) a.model = key;
       else throw UsageError("unexpected argument " + key);
@@ -121,8 +126,10 @@ torch::Tensor forward(torch::jit::script::Module& module, const torch::Tensor& x
 }
 
 int run(const Args& a) {
-  // INT8 artifacts were converted with the fbgemm engine; its packed weights need it at run time.
-  at::globalContext().setQEngine(at::QEngine::FBGEMM);
+  // Quantized weights are repacked for the engine active when the module loads: set it first.
+  if (a.qengine == "x86") at::globalContext().setQEngine(at::QEngine::X86);
+  else if (a.qengine == "fbgemm") at::globalContext().setQEngine(at::QEngine::FBGEMM);
+  else throw UsageError("--qengine must be x86 or fbgemm, got " + a.qengine);
   if (a.threads > 0) at::set_num_threads(a.threads);
   c10::InferenceMode guard;
 
@@ -131,12 +138,22 @@ int run(const Args& a) {
   const torch::Tensor x = read_input(a.input, a.shape);
 
   torch::Tensor out;
-  for (int i = 0; i < a.warmup; ++i) out = forward(module, x);
-
   using clock = std::chrono::steady_clock;
   std::vector<double> times_ms;
   double total_ms = 0.0;
-  while (static_cast<long>(times_ms.size()) < a.max_iters &&
+  if (a.chunk > 0) {
+    // Evaluation: every row once, in batches of --chunk, in one process (no warm-up, no repeats).
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < x.size(0); i += a.chunk) {
+      const auto t0 = clock::now();
+      parts.push_back(forward(module, x.slice(0, i, std::min<int64_t>(i + a.chunk, x.size(0)))));
+      times_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+    }
+    out = torch::cat(parts, 0);
+  }
+  for (int i = 0; a.chunk == 0 && i < a.warmup; ++i) out = forward(module, x);
+
+  while (a.chunk == 0 && static_cast<long>(times_ms.size()) < a.max_iters &&
          (static_cast<long>(times_ms.size()) < a.min_iters || total_ms < a.min_time_ms)) {
     const auto t0 = clock::now();
     out = forward(module, x);
@@ -154,7 +171,9 @@ int run(const Args& a) {
   js << std::fixed << "{\"times_ms\": [";
   for (size_t i = 0; i < times_ms.size(); ++i) js << (i ? ", " : "") << times_ms[i];
   js << "], \"threads\": " << at::get_num_threads() << ", \"qengine\": \""
-     << (at::globalContext().qEngine() == at::QEngine::FBGEMM ? "fbgemm" : "other")
+     << (at::globalContext().qEngine() == at::QEngine::FBGEMM ? "fbgemm"
+         : at::globalContext().qEngine() == at::QEngine::X86  ? "x86"
+                                                               : "other")
      << "\", \"torch_version\": \"" << TORCH_VERSION << "\", \"output_shape\": [";
   for (int64_t i = 0; i < result.dim(); ++i) js << (i ? ", " : "") << result.size(i);
   js << "]}";

@@ -44,7 +44,7 @@ def inputs():
 def test_quantize_static_is_int8_and_close_to_float(float_model, batches, inputs):
     q, seen = quantize.quantize_static(float_model, batches)
     assert seen == 8
-    assert torch.backends.quantized.engine == "fbgemm"
+    assert torch.backends.quantized.engine == structure.QUANT_ENGINE
     assert isinstance(q.conv1, nniq.ConvReLU2d)
     assert isinstance(q.layer1[0].conv2, nnq.Conv2d)
     assert isinstance(q.layer2[0].downsample[0], nnq.Conv2d)

@@ -18,7 +18,7 @@ from runtimes.artifact import (ArtifactRecord, Format, InputSpec, Manifest, Prec
                                PruneRecord, QuantRecord, SparsityRecord, WeightsRecord,
                                sha256_file, write_manifest)
 from runtimes.base import Device, Support
-from runtimes.bench import FP16_CPU_FLAG, bench, flag_cells, size_record
+from runtimes.bench import FP16_CPU_FLAG, ZSTD_LEVEL, bench, flag_cells, size_record
 from runtimes.cell import CellSpec, run_cell, time_runs
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
 from runtimes.results import (RESULTS_CSV_NAME, RESULTS_NAME, Cell, LatencyStats, Status,
@@ -279,13 +279,13 @@ def test_flags_are_data_driven_and_fp16_rule():
     assert out[6].flags == [] and out[7].flags == []
 
 
-def test_size_record_uses_zstd_19(tmp_path):
+def test_size_record_uses_zstd(tmp_path):
     import zstandard
 
     data = bytes(100_000) + np.random.default_rng(0).bytes(1000)
     (tmp_path / "a.pt").write_bytes(data)
     size = size_record(tmp_path, record("fp32", Format.TORCHSCRIPT, "a.pt", params=10, nonzero=4))
-    assert (size.bytes, size.compression, size.params, size.nonzero_params) == (len(data), "zstd-19", 10, 4)
-    assert size.compressed_bytes == len(zstandard.ZstdCompressor(level=19).compress(data))
+    assert (size.bytes, size.compression, size.params, size.nonzero_params) == (len(data), f"zstd-{ZSTD_LEVEL}", 10, 4)
+    assert size.compressed_bytes == len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data))
     assert size.compressed_bytes < 2000
     assert dataclasses.replace(size, nonzero_params=4).sparsity == pytest.approx(0.6)

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from runtimes import libtorch_cpp
+from runtimes import libtorch_cpp, structure
 from runtimes.artifact import read_manifest
 from runtimes.base import RuntimeName, get_runtime
 from runtimes.errors import RuntimeUnavailable
@@ -54,7 +54,7 @@ def test_matches_torchscript_runtime(path, atol, runner, tiny_run_dir, tiny_inpu
     assert out.shape == (4, 10) and out.dtype == np.float32
     np.testing.assert_allclose(out, _torchscript_output(tiny_run_dir, path, x), rtol=0, atol=atol)
     info = rt.info()
-    assert info["threads"] == 1 and info["quantized_engine"] == "fbgemm"
+    assert info["threads"] == 1 and info["quantized_engine"] == structure.QUANT_ENGINE
     assert info["torch"] == __import__("torch").__version__.split("+")[0]
 
 

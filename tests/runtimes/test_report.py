@@ -130,7 +130,6 @@ def rendered(tmp_path_factory):
     write_manifest(run_dir, Manifest(1, "2025-01-01", "resnet18", WEIGHTS, "test", {}, arts, refs))
     write_results(run_dir, hand_results())
     (run_dir / "sweep.json").write_text('{"points": [1, 2, 3]}')
-    (run_dir / "sensitivity.json").write_text('{"layers": []}')
     report.register_json_section("sweep.json", lambda ctx, data: f"## Sweep\n\n{len(data['points'])} points")
     try:
         path = report.render_report(run_dir, extra_sections=[lambda ctx: "## Extra\n\nhello extra"])
@@ -215,7 +214,6 @@ def test_extra_sections_hook(rendered):
     _, text, _ = rendered
     assert "## Extra\n\nhello extra" in text
     assert "## Sweep\n\n3 points" in text
-    assert "`sensitivity.json` is present; no report section is registered for it." in text
     assert text.index("## Extra") < text.index("## Sweep")
 
 

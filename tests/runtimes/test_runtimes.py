@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtimes import parity
+from runtimes import parity, structure
 from runtimes.artifact import Format, read_manifest
 from runtimes.base import Device, Runtime, RuntimeName, get_runtime, runtime_names
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
@@ -127,7 +127,7 @@ def test_bound_calls_match_run(tiny_run_dir, tiny_inputs):
 def test_int8_records_fbgemm_engine(tiny_run_dir):
     rt = get_runtime(RuntimeName.TORCHSCRIPT, 1)
     rt.load(tiny_run_dir, _record(tiny_run_dir, "int8.pt"))
-    assert rt.info()["quantized_engine"] == "fbgemm"
+    assert rt.info()["quantized_engine"] == structure.QUANT_ENGINE
     rt = get_runtime(RuntimeName.ORT_CPU, 1)
     rt.load(tiny_run_dir, _record(tiny_run_dir, "int8.onnx"))
     assert rt.info()["providers"] == "CPUExecutionProvider"

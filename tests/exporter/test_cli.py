@@ -1,0 +1,202 @@
+"""The CLI: help for every command, one clear line and a non-zero exit for each bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from exporter.cli import app
+from runtimes.artifact import read_manifest, sha256_file, write_manifest
+from runtimes.structure import build_float_model
+from tests.conftest import SMALL
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def assert_one_line_error(res, code: int | None = None, contains: str = "") -> None:
+    assert res.exit_code != 0, res.output
+    if code is not None:
+        assert res.exit_code == code, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, res.output
+    assert "Traceback" not in res.output
+    assert contains in errors[0], errors[0]
+
+
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def test_expected_commands_exist():
+    assert {"variants", "export", "verify", "parity", "bench", "report", "run", "sweep",
+            "sensitivity"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    res = invoke(command, "--help")
+    assert res.exit_code == 0
+    cmd = next(c for c in app.registered_commands if (c.name or c.callback.__name__) == command)
+    assert cmd.callback.__doc__ and cmd.callback.__doc__.split(".")[0].split()[0] in res.output
+
+
+def test_variants_lists_the_registry():
+    res = invoke("variants")
+    assert res.exit_code == 0
+    for name in ("fp32", "fp32-pruned", "int8", "fp16", "mixed", "auto", "ort-quantize-static"):
+        assert name in res.output
+
+
+@pytest.fixture()
+def out(tmp_path) -> Path:
+    return tmp_path / "out"
+
+
+def _no_partial_output(out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if ".staging-" in p.name]
+
+
+def _export(out: Path, *extra: str):
+    return invoke("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "4",
+                  "--variants", "fp32", "--skip-parity", *extra)
+
+
+def test_bad_sparsity(out):
+    for s in ("1.0", "-0.1", "1.5"):
+        assert_one_line_error(_export(out, "--sparsity", s), 2, "--sparsity must be in [0, 1)")
+    _no_partial_output(out)
+
+
+def test_unknown_variant_and_model(out):
+    assert_one_line_error(_export(out, "--variants", "int4"), 2, "unknown variant 'int4'")
+    res = invoke("export", "--out", str(out), "--model", "vgg99", "--weights", "random")
+    assert_one_line_error(res, 2, "unknown or unsupported model 'vgg99'")
+    _no_partial_output(out)
+
+
+def test_missing_and_empty_data_dirs(out, tmp_path):
+    assert_one_line_error(_export(out, "--calib-data", str(tmp_path / "nope")), 2, "not found")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(_export(out, "--calib-data", str(tmp_path / "empty")), 2, "no class folders")
+    (tmp_path / "noimg" / "a").mkdir(parents=True)
+    (tmp_path / "noimg" / "a" / "x.txt").write_text("hi")
+    assert_one_line_error(_export(out, "--calib-data", str(tmp_path / "noimg")), 2, "holds no image files")
+    _no_partial_output(out)
+
+
+def test_corrupt_and_foreign_checkpoints(out, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(os.urandom(2000))
+    res = invoke("export", "--out", str(out), "--weights", str(bad))
+    assert_one_line_error(res, 2, "--weights")
+    r50 = tmp_path / "r50.pt"
+    torch.save(build_float_model("resnet50", 10).state_dict(), r50)
+    res = invoke("export", "--out", str(out), "--weights", str(r50))
+    assert_one_line_error(res, 2, "does not fit resnet18")
+    _no_partial_output(out)
+
+
+def test_pickle_payload_is_refused(out, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch /tmp/shrinkwrap-cli-pwned",))
+
+    Path("/tmp/shrinkwrap-cli-pwned").unlink(missing_ok=True)
+    p = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "x": Evil()}, p)
+    assert_one_line_error(invoke("export", "--out", str(out), "--weights", str(p)), 2, "refused")
+    assert not Path("/tmp/shrinkwrap-cli-pwned").exists()
+    _no_partial_output(out)
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(_export(blocker / "sub"), 2, "cannot be written")
+    assert_one_line_error(_export(blocker), 2, "not a directory")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write a read-only directory (root)")
+        assert_one_line_error(_export(ro / "out"), 2, "cannot be written")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_refuses_to_overwrite_foreign_directory(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "thesis.tex").write_text("precious")
+    assert_one_line_error(_export(d), 2, "refusing to overwrite")
+    assert (d / "thesis.tex").read_text() == "precious"
+
+
+def test_verify_passes_then_catches_modified_missing_and_foreign(exported_copy):
+    assert invoke("verify", str(exported_copy)).exit_code == 0
+    with open(exported_copy / "int8.onnx", "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00\x01\x02")
+    assert_one_line_error(invoke("verify", str(exported_copy)), 3, "int8.onnx modified")
+    (exported_copy / "fp16.pt").unlink()
+    assert_one_line_error(invoke("verify", str(exported_copy)), 3, "fp16.pt missing")
+    (exported_copy / "stray.onnx").write_bytes(b"x")
+    assert_one_line_error(invoke("verify", str(exported_copy)), 3, "stray.onnx foreign")
+    assert_one_line_error(invoke("verify", str(exported_copy.parent / "nope")), 3, "not found")
+
+
+def _perturb_fp32_onnx(run_dir: Path) -> None:
+    """Scale one conv weight, then re-sign the manifest so only parity can notice."""
+    path = run_dir / "fp32.onnx"
+    proto = onnx.load(str(path))
+    init = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)) if len(t.dims) == 4 else 0)
+    arr = numpy_helper.to_array(init) * 1.5
+    init.CopyFrom(numpy_helper.from_array(arr.astype(np.float32), init.name))
+    onnx.save(proto, str(path))
+    m = read_manifest(run_dir)
+    arts = [a if a.path != "fp32.onnx" else a.__class__(**{**a.__dict__, "bytes": path.stat().st_size,
+                                                             "sha256": sha256_file(path)}) for a in m.artifacts]
+    write_manifest(run_dir, m.__class__(**{**m.__dict__, "artifacts": arts}))
+
+
+def test_parity_passes_then_fails_on_a_perturbed_artifact(exported_copy):
+    res = invoke("parity", str(exported_copy), "--images", "4")
+    assert res.exit_code == 0, res.output
+    _perturb_fp32_onnx(exported_copy)
+    assert invoke("verify", str(exported_copy)).exit_code == 0  # the file is "legitimately" signed
+    res = invoke("parity", str(exported_copy), "--images", "4")
+    assert_one_line_error(res, 4, "fp32.onnx")
+    assert "FAIL" in res.output
+    data = json.loads((exported_copy / "parity.json").read_text())
+    failed = [r for r in data["results"] if not r["passed"]]
+    assert [r["path"] for r in failed] == ["fp32.onnx"]
+
+
+def test_parity_tolerance_override_is_validated(exported_copy):
+    res = invoke("parity", str(exported_copy), "--images", "2", "--tolerance", "int8.bogus=1")
+    assert_one_line_error(res, 2)
+
+
+def test_bench_rejects_unknown_runtime(exported_copy):
+    assert_one_line_error(invoke("bench", str(exported_copy), "--runtimes", "tensorrt9"), 2,
+                          "unknown runtime 'tensorrt9'")
+    assert not (exported_copy / "results.json").exists()
+
+
+def test_auto_without_eval_data_is_rejected(out):
+    assert_one_line_error(_export(out, "--variants", "auto"), 2, "needs --eval-data")
+    _no_partial_output(out)
