@@ -81,10 +81,10 @@ def onnx_logits(proto_bytes: bytes, images, batch: int = 64, threads: int | None
     return np.concatenate([sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
 
 
-def accuracy(logits, labels) -> tuple[float, float]:
-    """(top-1, top-5) in percent."""
+def accuracy(logits, labels) -> tuple[float, float | None]:
+    """(top-1, top-5) in percent; top-5 is None for models with fewer than 5 classes."""
     from runtimes.metrics import topk_accuracy
 
-    k5 = min(5, logits.shape[1])
-    acc = topk_accuracy(logits, labels.numpy() if hasattr(labels, "numpy") else labels, ks=(1, k5))
-    return acc[1], acc[k5]
+    ks = (1, 5) if logits.shape[1] >= 5 else (1,)
+    acc = topk_accuracy(logits, labels.numpy() if hasattr(labels, "numpy") else labels, ks=ks)
+    return acc[1], acc.get(5)

@@ -119,10 +119,14 @@ def conclusions(points: Sequence[SweepPoint]) -> list[str]:
             continue
         hi_a, hi_b = qtp[-1], ptq[-1]
         mean = float(np.mean(diffs))
+        tail = (f"at {hi_a.sparsity:.0%}: quantize-then-prune {metric(hi_a):.2f}, "
+                f"prune-then-quantize {metric(hi_b):.2f}")
+        if abs(mean) < 0.01:
+            out.append(f"{variant}: no difference between the orders ({unit}); {tail}")
+            continue
         better = "prune-then-quantize" if mean > 0 else "quantize-then-prune"
         out.append(f"{variant}: {better} is better by {abs(mean):.2f} {unit} on average over sparsities > 0; "
-                   f"at {hi_a.sparsity:.0%}: quantize-then-prune {metric(hi_a):.2f}, "
-                   f"prune-then-quantize {metric(hi_b):.2f}")
+                   f"{tail}")
     return out
 
 

@@ -1,0 +1,23 @@
+"""Load and run shrinkwrap artifacts (never imports ``exporter``)."""
+
+import warnings
+
+# torch.ao.quantization, quantized tensors and TorchScript warn on every call that they are
+# deprecated; the README says so once. Installed here so every entry point (CLI, cell
+# subprocesses, library users) gets it without importing torch.
+_QUIET = (
+    ".*torch.ao.quantization is deprecated.*",
+    ".*reduce_range will be deprecated.*",
+    ".*quantized tensor creation functions.*",
+    ".*must run observer before calling calculate_qparams.*",
+    ".*TypedStorage is deprecated.*",
+    ".*legacy TorchScript-based ONNX export.*",
+)
+
+
+def quiet_quantization_warnings() -> None:
+    for msg in _QUIET:
+        warnings.filterwarnings("ignore", message=msg)
+
+
+quiet_quantization_warnings()

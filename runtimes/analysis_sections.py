@@ -115,7 +115,8 @@ def sweep_markdown(report: dict, figures: Sequence[str] = ()) -> str:
     for p in report["points"]:
         row = f"| {p['variant']} | {p['order'] or '-'} | {p['sparsity']:.0%} | {p['achieved_sparsity']:.3f} | "
         if use_acc:
-            row += f"{p['top1']:.2f} | {p['top5']:.2f} | "
+            top5 = "–" if p["top5"] is None else f"{p['top5']:.2f}"
+            row += f"{p['top1']:.2f} | {top5} | "
         row += f"{p['sqnr_db']:.1f} | {p['onnx_bytes'] / 1e6:.2f} | {p['zstd_bytes'] / 1e6:.2f} |"
         lines.append(row)
     if report.get("conclusions"):

@@ -62,14 +62,14 @@ def _scatter_with_front(ax, xs: list[float], ys: list[float], labels: list[str],
             linestyle="--", label="Pareto front", zorder=3)
     if log_y:
         ax.set_yscale("log")
-    # Artifacts of one variant sit almost on top of each other: stack their labels.
-    ny = np.log10(ys) if log_y else np.asarray(ys, dtype=float)
-    nx = np.asarray(xs, dtype=float)
-    span_x, span_y = float(np.ptp(nx)) or 1.0, float(np.ptp(ny)) or 1.0
-    for i, (x, y, text) in enumerate(zip(xs, ys, labels)):
-        near = sum(abs(nx[j] - nx[i]) < 0.03 * span_x and abs(ny[j] - ny[i]) < 0.05 * span_y
-                   for j in range(i))
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 4 + 10 * near), fontsize=8)
+    # Artifacts cluster tightly (one variant in several runtimes): number the points and
+    # list the names beside the axes instead of writing labels over each other.
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    key = "\n".join(f"{i + 1}. {text}{' *' if i in front else ''}" for i, text in enumerate(labels))
+    ax.text(1.02, 1.0, key + "\n(* on the Pareto front)", transform=ax.transAxes, va="top", fontsize=7,
+            family="monospace")
+    ax.figure.set_size_inches(11, 5)
     ax.margins(0.08, 0.12)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(loc="best", fontsize=8)

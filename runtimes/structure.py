@@ -14,7 +14,6 @@ favour of torchao/pt2e; the steps are isolated here and in
 
 from __future__ import annotations
 
-import warnings
 from typing import Iterable
 
 import torch
@@ -36,23 +35,6 @@ QUANT_ENGINE = os.environ.get("SHRINKWRAP_QENGINE", "x86")
 SUPPORTED_MODELS = ("resnet18", "resnet50", "resnext101_32x8d", "resnext101_64x4d",
                     "wide_resnet50_2")
 
-_QUIET = (
-    "ignore:.*torch.ao.quantization is deprecated.*",
-    "ignore:.*reduce_range will be deprecated.*",
-    "ignore:.*quantized tensor creation functions.*",
-    "ignore:.*must run observer before calling calculate_qparams.*",
-    "ignore:.*TypedStorage is deprecated.*",
-)
-
-
-def quiet_quantization_warnings() -> None:
-    """torch.ao.quantization warns on every call that it is deprecated; say it once, in the README."""
-    for spec in _QUIET:
-        _, msg, *_ = spec.split(":", 2)
-        warnings.filterwarnings("ignore", message=msg)
-
-
-quiet_quantization_warnings()
 
 
 def set_quantized_engine() -> str:

@@ -88,4 +88,4 @@ def train(train_dir: Path, out: Path, epochs: int = 6, seed: int = 0) -> dict:
     with torch.no_grad():
         acc = float((model(x).argmax(1) == y).float().mean()) * 100
     torch.save(model.state_dict(), out)
-    return {"train_top1": acc, "final_loss": float(loss)}
+    return {"train_top1": acc, "final_loss": float(loss.detach())}

@@ -1,0 +1,127 @@
+"""The evaluation measures something real: a model trained here, through the user's own command.
+
+A ResNet-18 is trained for real on procedurally generated 32x32 images (tests/support/trained.py).
+Then ``shrinkwrap run --eval-data`` must show: high FP32 accuracy, INT8 within a small margin of it,
+90% pruning measurably lower, and an ``auto`` artifact that respects its budget and records its
+choices. An untrained model, run through the same path, must fail the same bar.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.support import trained
+
+pytestmark = pytest.mark.slow
+
+HIGH = 90.0  # FP32 top-1 a trained model must reach (chance is 25%)
+INT8_MARGIN = 3.0  # points of top-1
+PRUNE_DROP = 5.0  # 90% pruning must cost at least this much
+BUDGET = 2.0
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("shapes")
+    train_dir = trained.write_image_folder(root / "train", per_class=100, seed=0)
+    val_dir = trained.write_image_folder(root / "val", per_class=50, seed=1)
+    ckpt = root / "resnet18-shapes.pt"
+    stats = trained.train(train_dir, ckpt, epochs=4)
+    return {"train": train_dir, "val": val_dir, "ckpt": ckpt, "stats": stats}
+
+
+def _run(out: Path, weights: str, ds: dict, *extra: str):
+    return run_cli(
+        "run", "--out", str(out), "--weights", weights, "--calib-data", str(ds["train"]), "--calib-images", "64",
+        "--eval-data", str(ds["val"]), "--resize", "32", "--input-size", "32",
+        "--mean", ",".join(map(str, trained.MEAN)), "--std", ",".join(map(str, trained.STD)),
+        "--runtimes", "eager,ort-cpu", "--batch", "50", "--min-time", "0.05", "--min-iters", "2",
+        "--parity-images", "16", *extra)
+
+
+def _top1(out: Path) -> dict[tuple[str, str], float]:
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    return {(c["variant"], c["runtime"]): c["top1"] for c in cells if c["status"] == "ok"}
+
+
+@pytest.fixture(scope="module")
+def trained_run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "run"
+    res = _run(out, str(dataset["ckpt"]), dataset, "--variants", "fp32,int8-dense,fp32-pruned,auto",
+               "--sparsity", "0.9", "--max-accuracy-drop", str(BUDGET))
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_fp32_is_high_int8_close_and_pruning_hurts(trained_run):
+    top1 = _top1(trained_run)
+    for runtime in ("eager", "ort-cpu"):
+        fp32 = top1[("fp32", runtime)]
+        assert fp32 >= HIGH, top1
+        assert top1[("int8-dense", runtime)] >= fp32 - INT8_MARGIN, top1
+        assert top1[("fp32-pruned", runtime)] <= fp32 - PRUNE_DROP, top1
+    # every artifact in every runtime that can run it has a measured accuracy
+    cells = json.loads((trained_run / "results.json").read_text())["cells"]
+    ok = [c for c in cells if c["status"] == "ok"]
+    assert ok and all(c["top1"] is not None and c["eval_images"] == 200 for c in ok)
+
+
+def test_auto_respects_its_budget_and_records_its_choices(trained_run):
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    auto = [a for a in manifest["artifacts"] if a["variant"] == "auto"]
+    assert {a["format"] for a in auto} == {"torchscript", "onnx"}
+    d = auto[0]["decisions"]
+    assert d["max_accuracy_drop"] == BUDGET and d["budget_met"] is True
+    assert d["drop"] <= BUDGET and d["steps"]
+    assert d["keep_float"] == auto[0]["quantization"]["keep_float"]
+    assert auto[0]["sparsity"]["requested"] == d["sparsity"]
+    assert abs(auto[0]["sparsity"]["achieved"] - d["sparsity"]) < 0.01
+    # the artifact itself, measured by the benchmark in each runtime, holds the budget too
+    top1 = _top1(trained_run)
+    for runtime in ("eager", "ort-cpu"):
+        assert top1[("auto", runtime)] >= top1[("fp32", runtime)] - BUDGET - 0.5, top1
+    report = (trained_run / "report.md").read_text()
+    assert "Recommendation" in report and "top-1" in report.lower()
+
+
+def test_an_untrained_model_fails_the_same_bar(dataset, tmp_path):
+    import torch
+
+    from runtimes.structure import build_float_model
+
+    torch.manual_seed(1)
+    untrained = tmp_path / "untrained.pt"
+    torch.save(build_float_model("resnet18", len(trained.CLASSES)).state_dict(), untrained)
+    out = tmp_path / "untrained"
+    res = _run(out, str(untrained), dataset, "--variants", "fp32,int8-dense")
+    assert res.exit_code == 0, res.output
+    top1 = _top1(out)
+    assert top1 and all(v < HIGH for v in top1.values()), top1
+
+
+def test_default_calibration_method_is_justified(dataset, capsys):
+    """The default (histogram) against minmax on the trained model: logit SQNR vs FP32 and top-1."""
+    from exporter.data import load_image_folder, make_preprocess
+    from exporter.evaluation import accuracy, model_logits
+    from exporter.models import IMAGENET_PREPROCESS, load_model
+    from exporter.quantize import quantize_static
+    from runtimes.metrics import sqnr_db
+
+    pre = make_preprocess(IMAGENET_PREPROCESS, 32, 32, "0.5,0.5,0.5", "0.25,0.25,0.25")
+    calib = load_image_folder(dataset["train"], pre, limit=64).images
+    val = load_image_folder(dataset["val"], pre)
+    model = load_model("resnet18", str(dataset["ckpt"])).model
+    ref = model_logits(model, val.images)
+    scores = {}
+    for method in ("histogram", "minmax"):
+        q, _ = quantize_static(model, [calib[i:i + 32] for i in range(0, len(calib), 32)], method)
+        logits = model_logits(q, val.images)
+        scores[method] = (sqnr_db(ref, logits), accuracy(logits, val.labels)[0])
+    with capsys.disabled():
+        print(f"\ncalibration on the trained model: {scores}")
+    assert scores["histogram"][0] >= scores["minmax"][0] - 1.0, scores
+    assert scores["histogram"][1] >= accuracy(ref, val.labels)[0] - INT8_MARGIN

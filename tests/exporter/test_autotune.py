@@ -1,0 +1,62 @@
+"""The budget search's control flow: always a saved best effort, decisions recorded."""
+
+import pytest
+import torch
+
+from exporter import autotune
+from exporter.data import synthetic_images
+from exporter.errors import BadInputError
+from exporter.models import IMAGENET_PREPROCESS, LoadedModel
+from exporter.recipe import Calibration, CompressionOptions, Recipe
+from exporter.sensitivity import EvalSet
+from exporter.variants import get_variant
+from runtimes.artifact import WeightsRecord
+from runtimes.structure import build_float_model
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    torch.manual_seed(0)
+    model = build_float_model("resnet18", 10)
+    loaded = LoadedModel("resnet18", model, 10, WeightsRecord("random", False, "UNTRAINED"),
+                         IMAGENET_PREPROCESS)
+    pre = IMAGENET_PREPROCESS.__class__(40, 32, IMAGENET_PREPROCESS.mean, IMAGENET_PREPROCESS.std)
+    return Recipe(loaded, Calibration(synthetic_images(8, pre), "synthetic"), CompressionOptions()), pre
+
+
+def test_unmeetable_budget_saves_the_best_effort(recipe, monkeypatch):
+    r, pre = recipe
+    ev = EvalSet(synthetic_images(8, pre, seed=3), torch.arange(8) % 10, "synthetic")
+    calls = {"n": 0}
+
+    def fake_accuracy(logits, labels):
+        calls["n"] += 1
+        # FP32 first; then every INT8 candidate is 10 points down, the 3rd candidate least bad
+        return (100.0, 100.0) if calls["n"] == 1 else ((93.0, 99.0) if calls["n"] == 4 else (90.0, 99.0))
+
+    monkeypatch.setattr(autotune, "accuracy", fake_accuracy)
+    built = autotune.search(r, get_variant("auto"), ev, max_drop=1.0)
+    d = built.decisions
+    assert d["budget_met"] is False and "BUDGET NOT MET" in d["message"]
+    assert d["drop"] == pytest.approx(7.0) and d["sparsity"] == 0.0
+    assert len(d["keep_float"]) == 2 and d["keep_float"] == d["ranking"][:2]
+    assert list(built.quant.keep_float) == d["keep_float"]
+    assert built.model(ev.images).shape == (8, 10)
+
+
+def test_met_budget_takes_the_highest_sparsity_within_it(recipe, monkeypatch):
+    r, pre = recipe
+    ev = EvalSet(synthetic_images(8, pre, seed=3), torch.arange(8) % 10, "synthetic")
+    seq = iter([(80.0, 90.0), (79.5, 90.0)] + [(60.0, 90.0)] * 3 + [(79.2, 90.0)] + [(79.0, 90.0)] * 10)
+    monkeypatch.setattr(autotune, "accuracy", lambda logits, labels: next(seq))
+    built = autotune.search(r, get_variant("auto"), ev, max_drop=1.0)
+    d = built.decisions
+    # int8 without float layers is within budget (0.5); 90/80/70% are not; 60% is (drop 0.8)
+    assert d["budget_met"] is True and d["keep_float"] == [] and d["sparsity"] == 0.6
+    assert built.sparsity.achieved == pytest.approx(0.6, abs=0.01)
+
+
+def test_auto_needs_labels(recipe):
+    r, pre = recipe
+    with pytest.raises(BadInputError, match="labelled"):
+        autotune.search(r, get_variant("auto"), EvalSet(synthetic_images(2, pre), None, "synthetic"), 1.0)
