@@ -200,16 +200,15 @@ def _eval_npz(eval_set) -> Path:
 
 def _parity_inputs(run_dir: Path, data: Optional[Path], n: int):
     from exporter.data import load_image_folder
-    from exporter.models import Preprocess
+    from exporter.evaluation import preprocess_of
     from runtimes.artifact import read_manifest
     from runtimes.parity import synthetic_inputs
 
     manifest = read_manifest(run_dir)
-    spec = manifest.artifacts[0].input
     if data is None:
-        return synthetic_inputs(n, spec, seed=0), "synthetic"
-    pre = Preprocess(spec.resize, spec.crop, tuple(spec.mean), tuple(spec.std))
-    images = load_image_folder(data, pre, limit=n, num_classes=manifest.artifacts[0].num_classes)
+        return synthetic_inputs(n, manifest.artifacts[0].input, seed=0), "synthetic"
+    images = load_image_folder(data, preprocess_of(manifest), limit=n,
+                               num_classes=manifest.artifacts[0].num_classes)
     return images.images.numpy(), "images"
 
 
@@ -307,12 +306,15 @@ def parity(
 
 
 def _prepare_eval(run_dir: Path, eval_data: Optional[Path], eval_images: Optional[int]) -> Optional[Path]:
-    """Decode the eval set once; every cell reuses the tensors from one .npz file."""
+    """Decode the eval set once, with the run's own preprocessing; every cell reuses the tensors."""
     if eval_data is None:
         return None
-    from exporter.evaluation import decode_eval_set
+    from exporter.evaluation import preprocess_of
+    from runtimes.artifact import read_manifest
 
-    return decode_eval_set(run_dir, eval_data, eval_images, progress=_say)
+    manifest = read_manifest(run_dir)
+    return _eval_npz(_load_eval_set(eval_data, eval_images, preprocess_of(manifest),
+                                    manifest.artifacts[0].num_classes))
 
 
 def _run_bench(run_dir, runtimes, batch, threads, min_time, min_iters, timeout, eval_npz, as_json,

@@ -200,3 +200,16 @@ def test_bench_rejects_unknown_runtime(exported_copy):
 def test_auto_without_eval_data_is_rejected(out):
     assert_one_line_error(_export(out, "--variants", "auto"), 2, "needs --eval-data")
     _no_partial_output(out)
+
+
+def test_bench_with_eval_data_fills_accuracy_then_report(exported_copy, sample_dir):
+    res = invoke("bench", str(exported_copy), "--runtimes", "ort-cpu,eager", "--batch", "4", "--min-time", "0.01",
+                 "--min-iters", "2", "--eval-data", str(sample_dir), "--eval-images", "8")
+    assert res.exit_code == 0, res.output
+    cells = json.loads((exported_copy / "results.json").read_text())["cells"]
+    ok = [c for c in cells if c["status"] == "ok"]
+    assert ok and all(c["eval_images"] == 8 and 0.0 <= c["top1"] <= 100.0 for c in ok)
+    assert {c["runtime"] for c in ok} == {"ort-cpu", "eager"}
+    assert invoke("report", str(exported_copy)).exit_code == 0
+    text = (exported_copy / "report.md").read_text()
+    assert "UNTRAINED" in text and "Top-1" in text
