@@ -13,7 +13,6 @@ import io
 import os
 import platform
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path

@@ -245,6 +245,22 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> Path:
     return path
 
 
+def read_record(path: Path, cls: Any, list_key: str, schema_version: int, what: str) -> Any:
+    """Read a typed JSON record (manifest, results) with one clear error for each way it can be wrong."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(list_key), list):
+        raise ArtifactError(f"{path} has no '{list_key}' list")
+    if data.get("schema_version") != schema_version:
+        raise ArtifactError(f"{path}: schema_version {data.get('schema_version')!r} is not {schema_version}")
+    try:
+        return from_jsonable(cls, data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ArtifactError(f"{path} does not match the {what} schema: {exc}") from exc
+
+
 def read_manifest(run_dir: Path) -> Manifest:
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST_NAME
@@ -252,18 +268,7 @@ def read_manifest(run_dir: Path) -> Manifest:
         raise ArtifactError(f"artifact directory not found: {run_dir}")
     if not path.is_file():
         raise ArtifactError(f"no {MANIFEST_NAME} in {run_dir}: not a shrinkwrap run directory")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or "artifacts" not in data:
-        raise ArtifactError(f"{path} has no 'artifacts' list")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
-    try:
-        return from_jsonable(Manifest, data)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ArtifactError(f"{path} does not match the manifest schema: {exc}") from exc
+    return read_record(path, Manifest, "artifacts", SCHEMA_VERSION, "manifest")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimes.artifact import (WeightsRecord, atomic_write_bytes, from_jsonable, to_jsonable,
+from runtimes.artifact import (WeightsRecord, atomic_write_bytes, read_record, to_jsonable,
                                write_json)
 from runtimes.errors import ArtifactError
 
@@ -137,19 +137,7 @@ def read_results(run_dir: Path) -> Results:
     path = run_dir / RESULTS_NAME
     if not path.is_file():
         raise ArtifactError(f"no {RESULTS_NAME} in {run_dir}: run the benchmark first")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ArtifactError(f"{path} has no 'cells' list")
-    if data.get("schema_version") != RESULTS_SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{path}: schema_version {data.get('schema_version')!r} is not {RESULTS_SCHEMA_VERSION}")
-    try:
-        return from_jsonable(Results, data)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ArtifactError(f"{path} does not match the results schema: {exc}") from exc
+    return read_record(path, Results, "cells", RESULTS_SCHEMA_VERSION, "results")
 
 
 CSV_COLUMNS = (

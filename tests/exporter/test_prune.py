@@ -10,24 +10,8 @@ from runtimes import structure
 from runtimes.artifact import SparsityRecord
 from runtimes.modules import Float32IO
 
-# pytest resets warning filters per test; torch.ao.quantization's deprecation notes are known.
-pytestmark = [pytest.mark.filterwarnings(f"ignore:{m}") for m in (
-    ".*torch.ao.quantization is deprecated", ".*quantized tensor creation functions",
-    ".*reduce_range will be deprecated")]
 
 TOL = 0.01
-
-
-@pytest.fixture(scope="module")
-def float_model():
-    torch.manual_seed(0)
-    return structure.build_float_model("resnet18", 10)
-
-
-@pytest.fixture(scope="module")
-def batches():
-    g = torch.Generator().manual_seed(1)
-    return [torch.randn(4, 3, 64, 64, generator=g) for _ in range(2)]
 
 
 @pytest.fixture(scope="module")
