@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from exporter.errors import BadInputError, DataError
+from exporter.image_folder import list_image_folder
 from exporter.models import Preprocess
+from exporter.options import PreprocessOptions
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -31,34 +31,18 @@ class ImageSet:
     skipped: int = 0
     skipped_files: list[str] = field(default_factory=list)
 
-    def save_npz(self, path: Path) -> None:
-        np.savez(path, images=self.images.numpy(), labels=self.labels.numpy())
 
-
-def parse_triple(csv: str, what: str) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(v) for v in csv.split(","))
-    except ValueError:
-        raise BadInputError(f"{what} must be three comma-separated numbers, got {csv!r}") from None
-    if len(vals) != 3:
-        raise BadInputError(f"{what} must be three comma-separated numbers, got {csv!r}")
-    return vals  # type: ignore[return-value]
-
-
-def make_preprocess(base: Preprocess, resize: int | None = None, crop: int | None = None,
-                    mean: str | None = None, std: str | None = None) -> Preprocess:
+def make_preprocess(base: Preprocess, overrides: PreprocessOptions = PreprocessOptions()) -> Preprocess:
+    """The weights' own preprocessing with the user's overrides applied."""
+    o = overrides
     pre = Preprocess(
-        resize=resize if resize is not None else base.resize,
-        crop=crop if crop is not None else base.crop,
-        mean=parse_triple(mean, "--mean") if mean else base.mean,
-        std=parse_triple(std, "--std") if std else base.std,
+        resize=o.resize if o.resize is not None else base.resize,
+        crop=o.input_size if o.input_size is not None else base.crop,
+        mean=tuple(o.mean) if o.mean is not None else base.mean,
+        std=tuple(o.std) if o.std is not None else base.std,
     )
-    if pre.crop <= 0 or pre.resize <= 0:
-        raise BadInputError(f"--resize and --input-size must be positive, got {pre.resize} and {pre.crop}")
     if pre.crop > pre.resize:
         raise BadInputError(f"--input-size {pre.crop} is larger than --resize {pre.resize}")
-    if any(s <= 0 for s in pre.std):
-        raise BadInputError(f"--std values must be positive, got {pre.std}")
     return pre
 
 
@@ -71,26 +55,6 @@ def transform(pre: Preprocess) -> Callable:
         T.ToTensor(),
         T.Normalize(pre.mean, pre.std),
     ])
-
-
-def list_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
-    """Class folders in sorted order, candidate image files, and files skipped by extension."""
-    root = Path(root)
-    if not root.exists():
-        raise DataError(f"data directory not found: {root}")
-    if not root.is_dir():
-        raise DataError(f"data path is not a directory: {root}")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise DataError(f"{root} has no class folders (expected ImageFolder layout: {root}/<class>/<image>)")
-    samples: list[tuple[Path, int]] = []
-    others: list[Path] = []
-    for idx, cls in enumerate(classes):
-        for p in sorted((root / cls).rglob("*")):
-            if not p.is_file() or p.name.startswith("."):
-                continue
-            (samples.append((p, idx)) if p.suffix.lower() in IMG_EXTENSIONS else others.append(p))
-    return classes, samples, others
 
 
 def _decode(path: Path, tf: Callable) -> torch.Tensor | None:

@@ -1,12 +1,17 @@
-"""Model source: a torchvision classifier with ImageNet, random or checkpoint weights.
+"""Models: the registry of torchvision classifiers, and loading one with ImageNet, random or checkpoint weights.
 
-Weights are loaded into torchvision's *quantizable* variant of the architecture
-(same parameter names as the plain model), so every variant starts from one
-float module.
+The registry is derived from torchvision's own (``list_models``,
+``get_model_weights``): every classifier torchvision registers is a
+:class:`ModelSpec` with its family, its INT8 lane (or none) and its default
+input size from its weights' own transforms. Models with an INT8 lane are
+loaded into torchvision's *quantizable* variant of the architecture (same
+parameter names as the plain model), so every variant starts from one float
+module.
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 import urllib.error
 from dataclasses import dataclass
@@ -16,8 +21,10 @@ import torch
 from torch import nn
 
 from exporter.errors import WeightsError
-from runtimes.artifact import WeightsRecord, sha256_file
-from runtimes.structure import SUPPORTED_MODELS, build_float_model, classifier_name
+from runtimes import structure
+from runtimes.errors import BadInputError
+from runtimes.manifest import WeightsRecord
+from runtimes.records import sha256_file
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,40 @@ class Preprocess:
 
 
 IMAGENET_PREPROCESS = Preprocess(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IMAGENET_WEIGHTS = "IMAGENET1K_V1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # torchvision's module of the builder: resnet, mobilenetv3, efficientnet, ...
+    quant_lane: str | None  # how INT8 is built for it; None: float variants only
+    preprocess: Preprocess  # from the ImageNet weights' own transforms (e.g. 299 px for inception_v3)
+    weights: str  # the torchvision weights `--weights imagenet` loads
+    num_classes: int
+
+
+def _spec(name: str) -> ModelSpec:
+    import torchvision.models as tvm
+
+    enum_cls = tvm.get_model_weights(name)
+    w = getattr(enum_cls, IMAGENET_WEIGHTS, None) or enum_cls.DEFAULT
+    t = w.transforms()
+    pre = Preprocess(int(t.resize_size[0]), int(t.crop_size[0]), tuple(t.mean), tuple(t.std))
+    family = tvm.get_model_builder(name).__module__.rsplit(".", 1)[-1]
+    lane = structure.EAGER_LANE if name in structure.eager_lane_models() else None
+    return ModelSpec(name, family, lane, pre, f"{enum_cls.__name__}.{w.name}", len(w.meta["categories"]))
+
+
+@functools.lru_cache(maxsize=None)
+def get_model_spec(name: str) -> ModelSpec:
+    structure.check_model(name)
+    return _spec(name)
+
+
+def model_specs() -> list[ModelSpec]:
+    """Every torchvision classifier, by name."""
+    return [get_model_spec(n) for n in structure.classifier_models()]
 
 
 @dataclass
@@ -42,44 +83,43 @@ class LoadedModel:
 
 def load_model(arch: str, weights: str, seed: int = 0) -> LoadedModel:
     """``weights`` is ``imagenet``, ``random`` or a path to a state_dict / checkpoint."""
-    if arch not in SUPPORTED_MODELS:
-        raise WeightsError(f"unknown or unsupported model {arch!r}; supported: {', '.join(SUPPORTED_MODELS)}")
+    try:
+        spec = get_model_spec(arch)
+    except BadInputError as exc:
+        raise WeightsError(str(exc)) from None
     if weights == "imagenet":
-        return _imagenet(arch)
+        return _imagenet(spec)
     if weights == "random":
         torch.manual_seed(seed)
-        model = build_float_model(arch, 1000)
+        model = structure.build_float_model(arch, spec.num_classes)
         rec = WeightsRecord(source="random", trained=False,
                             label="UNTRAINED (random weights, seed %d): accuracy figures are meaningless" % seed)
-        return LoadedModel(arch, model, 1000, rec, IMAGENET_PREPROCESS)
-    return _checkpoint(arch, Path(weights))
+        return LoadedModel(arch, model, spec.num_classes, rec, spec.preprocess)
+    return _checkpoint(spec, Path(weights))
 
 
-def _imagenet(arch: str) -> LoadedModel:
+def _imagenet(spec: ModelSpec) -> LoadedModel:
     import torchvision.models as tvm
 
-    enum_cls = tvm.get_model_weights(arch)
-    w = enum_cls.IMAGENET1K_V1
+    w = tvm.get_weight(spec.weights)
     try:
         state = w.get_state_dict(progress=False, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         raise WeightsError(
-            f"cannot download {enum_cls.__name__}.IMAGENET1K_V1 ({type(exc).__name__}: {exc}); "
+            f"cannot download {spec.weights} ({type(exc).__name__}: {exc}); "
             "this machine looks offline: pass --weights PATH (a state_dict or checkpoint you have) "
             "or --weights random (untrained)") from None
-    model = build_float_model(arch, len(w.meta["categories"]))
+    model = structure.build_float_model(spec.name, spec.num_classes)
     model.load_state_dict(state)
-    t = w.transforms()
-    pre = Preprocess(int(t.resize_size[0]), int(t.crop_size[0]), tuple(t.mean), tuple(t.std))
-    rec = WeightsRecord(source="imagenet", trained=True, label=f"{enum_cls.__name__}.IMAGENET1K_V1 (torchvision)",
-                        path=w.url)
-    return LoadedModel(arch, model.eval(), len(w.meta["categories"]), rec, pre)
+    rec = WeightsRecord(source="imagenet", trained=True, label=f"{spec.weights} (torchvision)", path=w.url)
+    return LoadedModel(spec.name, model.eval(), spec.num_classes, rec, spec.preprocess)
 
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 
 
-def _checkpoint(arch: str, path: Path) -> LoadedModel:
+def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
+    arch = spec.name
     if not path.is_file():
         raise WeightsError(f"--weights {path}: no such file (use imagenet, random or a path to a state_dict)")
     try:
@@ -94,11 +134,11 @@ def _checkpoint(arch: str, path: Path) -> LoadedModel:
         raise WeightsError(f"--weights {path}: corrupt or not a PyTorch checkpoint ({first})") from None
     state = _find_state_dict(obj, path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    cls_key = f"{classifier_name(None)}.weight"
-    if cls_key not in state or not isinstance(state[cls_key], torch.Tensor) or state[cls_key].dim() != 2:
+    cls_key = f"{structure.classifier_name(structure.build_float_model(arch, spec.num_classes))}.weight"
+    if cls_key not in state or not isinstance(state[cls_key], torch.Tensor) or state[cls_key].dim() not in (2, 4):
         raise WeightsError(f"--weights {path}: no classifier weight {cls_key!r}: not a {arch} checkpoint")
     num_classes = int(state[cls_key].shape[0])
-    model = build_float_model(arch, num_classes)
+    model = structure.build_float_model(arch, num_classes)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -114,7 +154,7 @@ def _checkpoint(arch: str, path: Path) -> LoadedModel:
     model.load_state_dict(state)
     rec = WeightsRecord(source="checkpoint", trained=True, label=f"checkpoint {path.name}",
                         path=str(path.resolve()), sha256=sha256_file(path))
-    return LoadedModel(arch, model.eval(), num_classes, rec, IMAGENET_PREPROCESS)
+    return LoadedModel(arch, model.eval(), num_classes, rec, spec.preprocess)
 
 
 def _find_state_dict(obj: object, path: Path) -> dict:

@@ -23,7 +23,8 @@ from torch.ao.nn.intrinsic import _FusedModule
 from torch.nn.utils import prune
 
 from exporter.errors import BadInputError
-from runtimes.artifact import LayerSparsity, SparsityRecord
+from exporter.options import check_sparsity
+from runtimes.manifest import LayerSparsity, SparsityRecord
 
 # nniq.ConvReLU2d / LinearReLU (and dynamic Linear) subclass these two.
 _QUANTIZED = (nnq.Conv2d, nnq.Linear)
@@ -80,12 +81,6 @@ def prunable_weights(model: nn.Module) -> list[PrunableWeight]:
 
 def l1_scores(weights: Sequence[PrunableWeight]) -> list[torch.Tensor]:
     return [w.magnitudes() for w in weights]
-
-
-def check_sparsity(sparsity: float) -> float:
-    if not 0.0 <= sparsity < 1.0:
-        raise BadInputError(f"--sparsity must be in [0, 1), got {sparsity}")
-    return float(sparsity)
 
 
 def compute_masks(scores: Sequence[torch.Tensor], sparsity: float, scope: str) -> list[torch.Tensor]:

@@ -1,142 +1,100 @@
-"""Recipes: compose load → (prune) → fuse → prepare → calibrate → convert → (prune) per variant.
+"""The recipe: builds variants from one loaded model, sharing what they have in common.
 
-Calibrated observer statistics are cached and reused: ``int8``, ``int8-dense`` and
-``mixed`` share one calibration (mixed keeps its classifier float by swapping the
-layer after calibration), so adding a variant costs a convert, not a calibration.
+:class:`Recipe` is the :class:`~exporter.builders.base.BuildContext` every
+builder works in. It holds the loaded float model, the calibration images and
+the eval set, and caches the expensive shared steps *by the options they depend
+on*: a calibration per (pruned first or not, sparsity, scope), a pruned float
+model per (sparsity, scope). ``int8``, ``int8-dense`` and ``mixed`` therefore
+share one calibration, and a sparsity sweep reuses it across sparsities, with no
+caller touching the cache.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
 
 import torch
 from torch import nn
 
 from exporter import prune, quantize
+from exporter.builders.base import BuiltVariant, get_builder
 from exporter.data import batches
+from exporter.evaluation import EvalSet
 from exporter.models import LoadedModel
-from exporter.variants import VariantSpec
-from runtimes.artifact import (CalibMethod, PruneOrder, PruneRecord, PruneScope, QuantRecord,
-                               SparsityRecord)
-from runtimes.modules import Float32IO
-from runtimes.structure import QUANT_BACKEND
+from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, CompressionOptions
+from exporter.progress import SILENT, Reporter
+from exporter.variants import VariantSpec, get_variant
+from runtimes.manifest import CalibMethod, QuantRecord
+from runtimes.quant_engine import QUANT_BACKEND
 
 QUANT_SCHEME = ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); "
                 "activations UINT8 per-tensor affine, reduce_range")
 
 
-@dataclass(frozen=True)
-class CompressionOptions:
-    sparsity: float = 0.5
-    scope: PruneScope = PruneScope.GLOBAL
-    order: PruneOrder = PruneOrder.QUANTIZE_THEN_PRUNE
-    calib_method: CalibMethod = CalibMethod.HISTOGRAM
-    calib_batch: int = 32
-
-
-@dataclass
-class Calibration:
-    images: torch.Tensor  # preprocessed float32 NCHW
-    source: str  # "synthetic" or the data directory
-
-
-@dataclass
-class BuiltVariant:
-    spec: VariantSpec
-    model: nn.Module  # final eager module (float32 interface)
-    quant: QuantRecord
-    pruning: PruneRecord
-    sparsity: SparsityRecord
-    params: int
-    nonzero_params: int
-    decisions: dict[str, Any] = field(default_factory=dict)
-
-
 class Recipe:
-    """Builds variants from one loaded model, caching calibrations."""
+    """Builds variants from one loaded model, caching calibrations and pruned float models."""
 
-    def __init__(self, base: LoadedModel, calib: Calibration, opts: CompressionOptions) -> None:
-        self.base = base
-        self.calib = calib
-        self.opts = opts
-        self._calibrated: dict[bool, nn.Module] = {}
-        self._pruned_float: nn.Module | None = None
+    def __init__(self, loaded: LoadedModel, calib_images: torch.Tensor, calib_source: str,
+                 compression: CompressionOptions = CompressionOptions(),
+                 calibration: CalibrationOptions = CalibrationOptions(),
+                 eval_set: EvalSet | None = None,
+                 max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+                 reporter: Reporter = SILENT) -> None:
+        self.loaded = loaded
+        self.calib_images = calib_images
+        self.calib_source = calib_source
+        self.compression = compression
+        self.calibration = calibration
+        self.eval_set = eval_set
+        self.max_accuracy_drop = max_accuracy_drop
+        self.reporter = reporter
+        self._calibrated: dict[tuple, nn.Module] = {}
+        self._pruned: dict[tuple, nn.Module] = {}
+
+    @property
+    def calib_method(self) -> CalibMethod:
+        return self.calibration.method
 
     # --- cached steps -----------------------------------------------------------
-    def pruned_float(self) -> nn.Module:
-        if self._pruned_float is None:
-            m = copy.deepcopy(self.base.model)
-            prune.prune_model(m, self.opts.sparsity, self.opts.scope.value)
-            self._pruned_float = m
-        return self._pruned_float
+    def pruned_float(self, opts: CompressionOptions) -> nn.Module:
+        """The float model pruned at ``opts`` (shared: do not modify it)."""
+        key = (opts.sparsity, opts.scope)
+        if key not in self._pruned:
+            m = copy.deepcopy(self.loaded.model)
+            prune.prune_model(m, opts.sparsity, opts.scope.value)
+            self._pruned[key] = m
+        return self._pruned[key]
 
-    def calibrated(self, pruned_first: bool) -> nn.Module:
-        """A prepared (observed) model calibrated on the calibration images."""
-        if pruned_first not in self._calibrated:
-            src = self.pruned_float() if pruned_first else self.base.model
-            prepared = quantize.prepare_for_calibration(src, self.opts.calib_method.value)
-            quantize.calibrate(prepared, batches(self.calib.images, self.opts.calib_batch))
-            self._calibrated[pruned_first] = prepared
-        return self._calibrated[pruned_first]
+    def calibrated(self, pruned_first: bool, opts: CompressionOptions | None = None) -> nn.Module:
+        """A prepared (observed) model calibrated on the calibration images (shared: do not modify it).
+
+        ``pruned_first``: calibrated on the float model pruned at ``opts``, so the
+        activation ranges are those of the pruned network.
+        """
+        opts = opts or self.compression
+        key = (True, opts.sparsity, opts.scope) if pruned_first else (False,)
+        if key not in self._calibrated:
+            src = self.pruned_float(opts) if pruned_first else self.loaded.model
+            prepared = quantize.prepare_for_calibration(src, self.calib_method.value)
+            quantize.calibrate(prepared, batches(self.calib_images, self.calibration.batch))
+            self._calibrated[key] = prepared
+        return self._calibrated[key]
 
     # --- records ----------------------------------------------------------------
     def quant_record(self, keep: tuple[str, ...]) -> QuantRecord:
-        return QuantRecord(backend=QUANT_BACKEND, scheme=QUANT_SCHEME,
-                           calib_method=self.opts.calib_method.value, calib_source=self.calib.source,
-                           calib_images=int(len(self.calib.images)), keep_float=list(keep))
+        return QuantRecord(backend=QUANT_BACKEND, scheme=QUANT_SCHEME, calib_method=self.calib_method.value,
+                           calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
+                           keep_float=list(keep))
 
-    def prune_record(self, spec: VariantSpec, order: PruneOrder | None) -> PruneRecord:
-        if not spec.prune:
-            return PruneRecord(method=None, scope=None, order=None, requested=0.0)
-        return PruneRecord(method="l1-unstructured", scope=self.opts.scope.value,
-                           order=order.value if order else None, requested=self.opts.sparsity)
+    # --- building ---------------------------------------------------------------
+    def build(self, spec: VariantSpec, opts: CompressionOptions | None = None) -> BuiltVariant:
+        """Build ``spec`` with ``opts`` (default: this recipe's compression options)."""
+        return get_builder(spec.builder).build(self, spec.params, opts or self.compression)
 
-    # --- the recipe -------------------------------------------------------------
-    def build(self, spec: VariantSpec, keep: tuple[str, ...] | None = None,
-              sparsity: float | None = None) -> BuiltVariant:
-        """Build ``spec``; ``keep``/``sparsity`` override the spec (used by the budget search)."""
-        # The budget search evaluates quantize-then-prune candidates on the cached calibration.
-        order = PruneOrder.QUANTIZE_THEN_PRUNE if spec.budgeted else self.opts.order
-        opts = self.opts if sparsity is None and order == self.opts.order else CompressionOptions(
-            self.opts.sparsity if sparsity is None else sparsity, self.opts.scope, order,
-            self.opts.calib_method, self.opts.calib_batch)
-        keep = tuple(spec.keep_float if keep is None else keep)
-        order = opts.order if spec.quantize or spec.half else None
-        if spec.quantize:
-            model = self._quantized(spec, keep, opts)
-            quant = self.quant_record(keep)
-        else:
-            model = copy.deepcopy(self.base.model)
-            if spec.half:
-                model = model.half()
-            if spec.prune:
-                prune.prune_model(model, opts.sparsity, opts.scope.value)
-            if spec.half:
-                model = Float32IO(model, torch.float16).eval()
-            quant = QuantRecord(backend=None, scheme=None)
-        model.eval()
-        rec = prune.measure_sparsity(model, opts.sparsity if spec.prune else 0.0)
-        params, nonzero = prune.count_params(model)
-        pr = self.prune_record(spec, order) if opts is self.opts else PruneRecord(
-            "l1-unstructured" if opts.sparsity > 0 else None, opts.scope.value,
-            order.value if order else None, opts.sparsity)
-        return BuiltVariant(spec, model, quant, pr, rec, params, nonzero)
+    def build_named(self, variant: str, opts: CompressionOptions) -> BuiltVariant:
+        return self.build(get_variant(variant), opts)
 
-    def _quantized(self, spec: VariantSpec, keep: tuple[str, ...], opts: CompressionOptions) -> nn.Module:
-        prune_first = spec.prune and opts.order == PruneOrder.PRUNE_THEN_QUANTIZE and opts.sparsity > 0
-        if prune_first and opts is not self.opts:
-            # A one-off sparsity: prune and calibrate afresh (the cache holds self.opts' sparsity).
-            src = copy.deepcopy(self.base.model)
-            prune.prune_model(src, opts.sparsity, opts.scope.value)
-            prepared = quantize.prepare_for_calibration(src, opts.calib_method.value)
-            quantize.calibrate(prepared, batches(self.calib.images, opts.calib_batch))
-        else:
-            prepared = self.calibrated(prune_first)
-        if keep:
-            prepared = quantize.with_float_layers(prepared, keep)
-        model = quantize.convert(prepared)
-        if spec.prune and not prune_first and opts.sparsity > 0:
-            prune.prune_model(model, opts.sparsity, opts.scope.value)
-        return model
+    def with_options(self, **changes) -> CompressionOptions:
+        """This recipe's compression options with some fields changed (validated again)."""
+        return dataclasses.replace(self.compression, **changes)

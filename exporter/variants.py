@@ -1,16 +1,37 @@
-"""Variants: frozen, typed recipes registered once by name.
+"""Variants: frozen records registered once by name, each naming a registered builder.
 
-A variant says *what* to build (precision, which layers stay float, whether to
-prune, which formats to write); ``exporter.recipe`` says *how*, by composing the
-small steps in ``quantize`` and ``prune``.
+A variant says *what* to build: a builder (:mod:`exporter.builders`) and its
+typed parameters, the precision, the formats to write, its role in the report,
+and whether it is in the default set. The builder says *how*, by composing the
+small steps of :mod:`exporter.quantize` and :mod:`exporter.prune`.
+
+Adding a variant is one :func:`register_variant` call below (and, when no
+existing builder fits, one builder module).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
-from exporter.errors import BadInputError
-from runtimes.artifact import Format, Precision
+from exporter.builders.base import BuilderParams, get_builder
+from exporter.builders.floating import FloatParams
+from exporter.builders.peer import PeerParams
+from exporter.builders.budgeted import BudgetParams
+from exporter.builders.quantized import QuantParams
+from runtimes.errors import BadInputError
+from runtimes.manifest import Format, Precision
+
+
+class Role(str, enum.Enum):
+    """What a variant is for in the report (which rows it is compared as)."""
+
+    BASELINE = "baseline"  # the uncompressed model every speed-up and accuracy drop is measured against
+    HEADLINE = "headline"  # the product's main artifact (INT8 + pruning)
+    PEER = "peer"  # built by another tool, shown for comparison
+    BUDGETED = "budgeted"  # searched against an accuracy budget
+    VARIANT = "variant"  # any other variant
 
 
 @dataclass(frozen=True)
@@ -18,18 +39,21 @@ class VariantSpec:
     name: str
     description: str
     precision: Precision
-    quantize: bool = False  # static INT8 PTQ (fbgemm)
-    half: bool = False  # cast the model to float16
-    keep_float: tuple[str, ...] = ()  # module names that stay FP32 in a quantized model
-    prune: bool = False  # magnitude pruning at --sparsity
-    formats: tuple[Format, ...] = (Format.TORCHSCRIPT, Format.ONNX)
-    # The variant whose eager model this one is compared with; None = its own.
-    compare_with: str | None = None
-    # Built by a peer tool, not by our own recipe (a reference row in reports).
-    peer: bool = False
-    # Searches keep_float/sparsity against an accuracy budget (needs eval data).
-    budgeted: bool = False
-    tags: tuple[str, ...] = field(default=())
+    builder: str  # a registered builder name
+    params: BuilderParams = BuilderParams()
+    formats: tuple[str, ...] = (Format.TORCHSCRIPT, Format.ONNX)
+    role: Role = Role.VARIANT
+    group: str = "Other"  # the report table the variant's rows go to
+    default: bool = False  # built when --variants is not given
+
+    @property
+    def prunes(self) -> bool:
+        return self.params.prune
+
+    @property
+    def compare_with(self) -> str | None:
+        """The variant whose eager model this one is compared with; None: its own (and it writes one)."""
+        return self.params.compare_with()
 
 
 _VARIANTS: dict[str, VariantSpec] = {}
@@ -38,8 +62,12 @@ _VARIANTS: dict[str, VariantSpec] = {}
 def register_variant(spec: VariantSpec) -> VariantSpec:
     if spec.name in _VARIANTS:
         raise ValueError(f"variant {spec.name!r} is already registered")
-    if spec.quantize and spec.half:
-        raise ValueError(f"variant {spec.name!r}: INT8 and FP16 are exclusive")
+    builder = get_builder(spec.builder)  # raises for an unknown builder
+    if not isinstance(spec.params, builder.params_type):
+        raise TypeError(f"variant {spec.name!r}: builder {spec.builder!r} takes "
+                        f"{builder.params_type.__name__}, got {type(spec.params).__name__}")
+    if spec.compare_with is not None and spec.compare_with not in _VARIANTS:
+        raise ValueError(f"variant {spec.name!r} compares with unregistered {spec.compare_with!r}")
     _VARIANTS[spec.name] = spec
     return spec
 
@@ -48,47 +76,88 @@ def get_variant(name: str) -> VariantSpec:
     try:
         return _VARIANTS[name]
     except KeyError:
-        known = ", ".join(_VARIANTS)
-        raise BadInputError(f"unknown variant {name!r}; known variants: {known}") from None
+        raise BadInputError(f"unknown variant {name!r}; known variants: {', '.join(_VARIANTS)}") from None
 
 
 def all_variants() -> list[VariantSpec]:
     return list(_VARIANTS.values())
 
 
-def parse_variants(csv: str) -> list[VariantSpec]:
-    names = [n.strip() for n in csv.split(",") if n.strip()]
-    if not names:
+def parse_variants(names: str | Iterable[str]) -> list[VariantSpec]:
+    """``"int8,fp16"`` or ``["int8", "fp16"]`` → their specs, each named once."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    items = [n.strip() for n in items if n.strip()]
+    if not items:
         raise BadInputError("--variants is empty")
-    if len(set(names)) != len(names):
-        raise BadInputError(f"--variants names a variant twice: {csv}")
-    return [get_variant(n) for n in names]
+    if len(set(items)) != len(items):
+        raise BadInputError(f"--variants names a variant twice: {','.join(items)}")
+    return [get_variant(n) for n in items]
 
 
-SEED_VARIANTS = ("fp32", "fp32-pruned", "int8", "fp16", "mixed")
+def default_variants(with_peers: bool) -> tuple[str, ...]:
+    """The default set: ``export`` builds our own variants; ``run`` adds the peer rows."""
+    return tuple(v.name for v in _VARIANTS.values() if v.default and (with_peers or v.role is not Role.PEER))
+
+
+def sweepable(specs: Sequence[VariantSpec]) -> list[VariantSpec]:
+    """The variants a sparsity sweep can vary: pruned, and built at a sparsity the sweep chooses."""
+    return [s for s in specs if s.prunes and get_builder(s.builder).sweepable]
+
+
+def needs_eval(spec: VariantSpec) -> bool:
+    return get_builder(spec.builder).needs_eval
+
+
+def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool) -> None:
+    """Refuse, with one line, a set of variants that cannot be built as asked: a model a
+    requested builder cannot build, a missing comparison variant, a budget without eval data."""
+    from runtimes import structure
+
+    structure.check_model(model)
+    names = {s.name for s in specs}
+    for spec in specs:
+        if get_builder(spec.builder).quantizes:
+            structure.require_quant_lane(model)
+        if spec.compare_with is not None and spec.compare_with not in names:
+            raise BadInputError(f"the {spec.name} variant is compared with {spec.compare_with}'s eager model: "
+                                f"add {spec.compare_with} to --variants")
+        if needs_eval(spec) and not has_eval:
+            raise BadInputError(f"the {spec.name} variant needs --eval-data (labelled images) "
+                                "to hold its accuracy budget")
+
+
+def variants_with_role(role: Role) -> list[str]:
+    return [v.name for v in _VARIANTS.values() if v.role is role]
+
+
+# ---------------------------------------------------------------- the built-in variants
 
 register_variant(VariantSpec(
-    "fp32", "FP32 eager baseline (no compression)", Precision.FP32, tags=("baseline",)))
+    "fp32", "FP32 eager baseline (no compression)", Precision.FP32, "float", FloatParams(),
+    role=Role.BASELINE, group="FP32", default=True))
 register_variant(VariantSpec(
     "fp32-pruned", "FP32, global L1 unstructured pruning (torch.nn.utils.prune), made permanent",
-    Precision.FP32, prune=True))
+    Precision.FP32, "float", FloatParams(prune=True), group="Pruned only", default=True))
 register_variant(VariantSpec(
     "int8", "static INT8 PTQ (fbgemm, per-channel symmetric weights) + INT8 weight pruning",
-    Precision.INT8, quantize=True, prune=True))
+    Precision.INT8, "int8", QuantParams(prune=True), role=Role.HEADLINE, group="INT8 + pruning",
+    default=True))
 register_variant(VariantSpec(
     "fp16", "half precision + pruning (float32 I/O, float16 compute)",
-    Precision.FP16, half=True, prune=True))
+    Precision.FP16, "float", FloatParams(half=True, prune=True), group="FP16 + pruning", default=True))
 register_variant(VariantSpec(
-    "mixed", "INT8 body, FP32 classifier (fc) + pruning",
-    Precision.MIXED, quantize=True, keep_float=("fc",), prune=True))
+    "mixed", "INT8 body, FP32 classifier + pruning",
+    Precision.MIXED, "int8", QuantParams(prune=True, classifier_float=True), group="Mixed + pruning",
+    default=True))
 register_variant(VariantSpec(
     "int8-dense", "static INT8 PTQ (fbgemm) without pruning: isolates what pruning costs",
-    Precision.INT8, quantize=True))
+    Precision.INT8, "int8", QuantParams(), group="INT8 + pruning"))
 register_variant(VariantSpec(
     "ort-quantize-static",
     "peer: ONNX Runtime quantize_static (QDQ, per-channel) of the FP32 ONNX, same calibration images",
-    Precision.INT8, formats=(Format.ONNX,), compare_with="fp32", peer=True))
+    Precision.INT8, "ort-quantize-static", PeerParams(), formats=(Format.ONNX,), role=Role.PEER,
+    group="INT8 + pruning", default=True))
 register_variant(VariantSpec(
     "auto", "accuracy-budgeted: most INT8-sensitive layers kept FP32, then the highest sparsity within "
     "--max-accuracy-drop (needs --eval-data)",
-    Precision.MIXED, quantize=True, prune=True, budgeted=True))
+    Precision.MIXED, "budgeted-int8", BudgetParams(), role=Role.BUDGETED, group="Mixed + pruning"))

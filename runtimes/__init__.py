@@ -1,4 +1,9 @@
-"""Load and run shrinkwrap artifacts (never imports ``exporter``)."""
+"""Load, verify and run shrinkwrap artifacts: what a deployment needs (never imports ``exporter``).
+
+``runtimes.load(path, runtime=None)`` and ``runtimes.verify(run_dir)`` are the
+deployment API (:mod:`runtimes.api`). The benchmark harness lives in the
+:mod:`runtimes.bench` subpackage, which importing this package does not import.
+"""
 
 import warnings
 
@@ -21,3 +26,7 @@ def quiet_quantization_warnings() -> None:
 
 
 quiet_quantization_warnings()
+
+from runtimes.api import LoadedArtifact, load, verify  # noqa: E402  (after the filters)
+
+__all__ = ["LoadedArtifact", "load", "verify", "quiet_quantization_warnings"]

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord, Format
-from runtimes.base import Device, RuntimeName, Support, register_runtime
-from runtimes.eager import as_batch, checked_path
-from runtimes import structure
 from runtimes.errors import BadInputError, RuntimeUnavailable, ShrinkwrapError
+from runtimes.manifest import ArtifactRecord, Format, checked_path
+from runtimes.protocol import (CPU, BatchedEval, Describes, SelfTimed, Support, as_batch, check_threads,
+                               register_runtime)
+from runtimes.quant_engine import QUANT_ENGINE
 
 SOURCE = Path(__file__).parent / "cpp" / "main.cpp"
 COMPILER = "g++"
@@ -116,20 +116,23 @@ def ensure_runner() -> Path:
     return final
 
 
-class LibtorchCppRuntime:
-    name = RuntimeName.LIBTORCH_CPP
-    device = Device.CPU
+@register_runtime
+class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes):
+    """TorchScript in a native C++ libtorch process (``runtimes/cpp/main.cpp``), timed inside it."""
+
+    name = "libtorch-cpp"
+    device = CPU
+    formats = (Format.TORCHSCRIPT,)
+    framework = "pytorch"
 
     def __init__(self, threads: int | None = None) -> None:
-        if threads is not None and threads < 1:
-            raise BadInputError(f"threads must be >= 1, got {threads}")
-        self.threads = threads
+        self.threads = check_threads(threads)
         self._model: Path | None = None
         self._runner: Path | None = None
         self._last: dict = {}
 
     def supports(self, artifact: ArtifactRecord) -> Support:
-        if artifact.format != Format.TORCHSCRIPT:
+        if artifact.format not in self.formats:
             return Support.no(ONLY_PT)
         reason = unavailable_reason()
         return Support.no(reason) if reason else Support.yes()
@@ -137,7 +140,7 @@ class LibtorchCppRuntime:
     def load(self, run_dir: Path, artifact: ArtifactRecord) -> None:
         support = self.supports(artifact)
         if not support.ok:
-            raise RuntimeUnavailable(f"{self.name.value} cannot run {artifact.path}: {support.reason}")
+            raise RuntimeUnavailable(f"{self.name} cannot run {artifact.path}: {support.reason}")
         self._model = checked_path(run_dir, artifact)
         self._runner = ensure_runner()
 
@@ -169,7 +172,7 @@ class LibtorchCppRuntime:
                    "--min-iters", str(min_iters), "--min-time-ms", repr(float(min_time_ms))]
             if chunk:
                 cmd += ["--chunk", str(int(chunk))]
-            cmd += ["--qengine", structure.QUANT_ENGINE]
+            cmd += ["--qengine", QUANT_ENGINE]
             if self.threads is not None:
                 cmd += ["--threads", str(self.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -207,8 +210,3 @@ def _parse_result(stdout: str) -> dict:
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise ShrinkwrapError(f"libtorch-cpp runner printed no valid result ({exc}): {stdout[-500:]!r}") from exc
     return result
-
-
-@register_runtime(RuntimeName.LIBTORCH_CPP)
-def _libtorch_cpp(threads: int | None) -> LibtorchCppRuntime:
-    return LibtorchCppRuntime(threads)

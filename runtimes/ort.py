@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord, Format
-from runtimes.base import Device, RuntimeName, Support, register_runtime
-from runtimes.eager import as_batch, checked_path
-from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
+from runtimes.errors import ArtifactError, RuntimeUnavailable
+from runtimes.manifest import ArtifactRecord, Format, checked_path
+from runtimes.protocol import CPU, CUDA, BoundRun, Describes, Support, as_batch, check_threads, register_runtime
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -86,22 +85,23 @@ def cuda_provider_reason() -> str | None:
     return None
 
 
-class OrtRuntime:
-    def __init__(self, threads: int | None, device: Device) -> None:
-        if threads is not None and threads < 1:
-            raise BadInputError(f"threads must be >= 1, got {threads}")
-        self.threads = threads
-        self.device = device
-        self.name = RuntimeName.ORT_CPU if device == Device.CPU else RuntimeName.ORT_CUDA
+class OrtRuntime(BoundRun, Describes):
+    """ONNX Runtime with all graph optimizations; subclasses declare the device."""
+
+    formats = (Format.ONNX,)
+    framework = "onnxruntime"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = check_threads(threads)
         self._sess: Any = None
         self._io: Any = None
         self._input = self._output = ""
 
     # -- protocol
     def supports(self, artifact: ArtifactRecord) -> Support:
-        if artifact.format != Format.ONNX:
+        if artifact.format not in self.formats:
             return Support.no(ONLY_ONNX)
-        if self.device == Device.CUDA:
+        if self.device == CUDA:
             reason = cuda_provider_reason()
             if reason:
                 return Support.no(reason)
@@ -110,7 +110,7 @@ class OrtRuntime:
     def load(self, run_dir: Path, artifact: ArtifactRecord) -> None:
         support = self.supports(artifact)
         if not support.ok:
-            raise RuntimeUnavailable(f"{self.name.value} cannot run {artifact.path}: {support.reason}")
+            raise RuntimeUnavailable(f"{self.name} cannot run {artifact.path}: {support.reason}")
         path = checked_path(run_dir, artifact)
         import onnxruntime as ort
 
@@ -118,12 +118,12 @@ class OrtRuntime:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.threads is not None:
             opts.intra_op_num_threads = self.threads
-        providers = [CPU_EP] if self.device == Device.CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]
+        providers = [CPU_EP] if self.device == CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]
         try:
             sess = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # onnxruntime's Fail/InvalidGraph/... share no public base class
             raise ArtifactError(f"onnxruntime cannot load {path}: {exc}") from exc
-        if self.device == Device.CUDA and sess.get_providers()[0] != CUDA_EP:
+        if self.device == CUDA and sess.get_providers()[0] != CUDA_EP:
             raise RuntimeUnavailable(f"onnxruntime did not use the CUDA provider for {path}: "
                                      f"got {sess.get_providers()}")
         inputs = [i.name for i in sess.get_inputs()]
@@ -134,7 +134,7 @@ class OrtRuntime:
         self._sess, self._input, self._output = sess, artifact.input.input_name, artifact.input.output_name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if self.device == Device.CPU:
+        if self.device == CPU:
             return self._session().run([self._output], {self._input: as_batch(batch)})[0]
         self.bind(batch)
         self.run_bound()
@@ -147,7 +147,7 @@ class OrtRuntime:
     def bind(self, batch: np.ndarray) -> None:
         import onnxruntime as ort
 
-        where = "cpu" if self.device == Device.CPU else "cuda"
+        where = self.device
         x = ort.OrtValue.ortvalue_from_numpy(as_batch(batch), where, 0)
         io = self._session().io_binding()
         io.bind_ortvalue_input(self._input, x)
@@ -156,13 +156,13 @@ class OrtRuntime:
 
     def run_bound(self) -> None:
         if self._io is None:
-            raise RuntimeError(f"{self.name.value}: call bind() before run_bound()")
+            raise RuntimeError(f"{self.name}: call bind() before run_bound()")
         self._session().run_with_iobinding(self._io)
         self._io.synchronize_outputs()
 
     def fetch(self) -> np.ndarray:
         if self._io is None:
-            raise RuntimeError(f"{self.name.value}: nothing has run yet")
+            raise RuntimeError(f"{self.name}: nothing has run yet")
         return self._io.copy_outputs_to_cpu()[0]
 
     def info(self) -> dict[str, str | int]:
@@ -172,7 +172,7 @@ class OrtRuntime:
             # ORT's default (0) is one thread per physical core; say so rather than guess a number.
             "threads": self.threads if self.threads is not None else "ort-default",
             "onnxruntime": ort.__version__,
-            "device": self.device.value,
+            "device": self.device,
         }
         if self._sess is not None:
             info["providers"] = ",".join(self._sess.get_providers())
@@ -180,15 +180,22 @@ class OrtRuntime:
 
     def _session(self) -> Any:
         if self._sess is None:
-            raise RuntimeError(f"{self.name.value}: call load() first")
+            raise RuntimeError(f"{self.name}: call load() first")
         return self._sess
 
 
-@register_runtime(RuntimeName.ORT_CPU)
-def _ort_cpu(threads: int | None) -> OrtRuntime:
-    return OrtRuntime(threads, Device.CPU)
+@register_runtime
+class OrtCpu(OrtRuntime):
+    """ONNX Runtime, CPU execution provider."""
+
+    name = "ort-cpu"
+    device = CPU
+    reference_for = (Format.ONNX,)
 
 
-@register_runtime(RuntimeName.ORT_CUDA)
-def _ort_cuda(threads: int | None) -> OrtRuntime:
-    return OrtRuntime(threads, Device.CUDA)
+@register_runtime
+class OrtCuda(OrtRuntime):
+    """ONNX Runtime, CUDA execution provider, timed with IO binding."""
+
+    name = "ort-cuda"
+    device = CUDA

@@ -1,15 +1,15 @@
 """Parity: does each deployable artifact compute what its eager reference computes?
 
-Every artifact is run in its parity runtime (``base.PARITY_RUNTIME``: TorchScript
-→ ``torchscript``, ONNX → ``ort-cpu``) on the same float32 inputs as its eager
-reference, and compared with the metrics of :mod:`runtimes.metrics` against a
+Every artifact is run in the reference runtime of its format (the runtime that
+declares ``reference_for`` it: TorchScript → ``torchscript``, ONNX → ``ort-cpu``)
+on the same float32 inputs as its eager reference, and compared with the metrics of :mod:`runtimes.metrics` against a
 :class:`Tolerance` for its precision.
 
 An INT8/mixed artifact is compared with the *INT8* eager model (same weights,
 same scales), so the tolerance covers runtime kernel differences only, not the
 quantization error (that is accuracy's business). A peer artifact (its record's
-``decisions["compare_with"]`` names another variant, e.g. ``ort-quantize-static``
-vs ``fp32``) does include quantization error and gets the looser ``peer`` row.
+``reference_variant`` is another variant, e.g. ``ort-quantize-static`` vs
+``fp32``) does include quantization error and gets the looser ``peer`` row.
 
 Default tolerances, from measurements on resnet18/50 (random weights, 64 and
 224 px, minmax and histogram calibration) with margin:
@@ -38,12 +38,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from runtimes import metrics
-from runtimes.artifact import ArtifactRecord, InputSpec, Precision, require_verified, write_json
-from runtimes.base import PARITY_RUNTIME, RuntimeName, get_runtime
-from runtimes.errors import ArtifactError, BadInputError, ParityError, RuntimeUnavailable
+from runtimes import metrics, registry
+from runtimes.errors import BadInputError, RuntimeUnavailable
+from runtimes.manifest import RUN_FILES, ArtifactRecord, Format, InputSpec, Precision, require_verified
+from runtimes.records import read_record, write_json
 
-PARITY_NAME = "parity.json"
+PARITY_NAME = RUN_FILES.parity
 INPUT_SOURCES = ("synthetic", "images")
 PEER = "peer"  # tolerance row for artifacts compared with another variant's reference
 BATCH = 8
@@ -177,12 +177,16 @@ def _check_inputs(inputs: np.ndarray, spec: InputSpec, input_source: str) -> np.
     return arr
 
 
-def _reference_outputs(run_dir: Path, ref: ArtifactRecord, inputs: np.ndarray,
-                       threads: int | None) -> np.ndarray:
-    rt = get_runtime(RuntimeName.EAGER, threads)
-    rt.load(run_dir, ref)
+def _outputs(run_dir: Path, rec: ArtifactRecord, inputs: np.ndarray, threads: int | None) -> tuple[str, np.ndarray]:
+    """(runtime name, outputs) of ``rec`` in the reference runtime of its format."""
+    spec = registry.reference_runtime(rec.format)
+    rt = spec.create(threads)
+    support = rt.supports(rec)
+    if not support.ok:
+        raise RuntimeUnavailable(f"parity runtime {spec.name} cannot run {rec.path}: {support.reason}")
+    rt.load(run_dir, rec)
     try:
-        return run_batched(rt, inputs)
+        return spec.name, run_batched(rt, inputs)
     finally:
         rt.close()
 
@@ -209,51 +213,50 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
     results: list[ParityResult] = []
     for art in artifacts:
         x = _check_inputs(inputs, art.input, input_source)
-        ref_name = str(art.decisions.get("compare_with", art.variant))
+        ref_name = art.reference_variant
         peer = ref_name != art.variant
         if ref_name not in cache:
-            cache[ref_name] = _reference_outputs(run_dir, manifest.reference_for(ref_name), x, threads)
+            cache[ref_name] = _outputs(run_dir, manifest.reference_for(ref_name), x, threads)[1]
         row = PEER if peer else art.precision.value
         if row not in table:
             raise BadInputError(f"no tolerance row {row!r} for {art.path}; rows: {', '.join(table)}")
         tol = table[row]
-
-        if art.format.value not in PARITY_RUNTIME:
-            raise ArtifactError(f"{art.path}: format {art.format.value!r} is not a deployable artifact format")
-        rt_name = PARITY_RUNTIME[art.format.value]
-        rt = get_runtime(rt_name, threads)
-        support = rt.supports(art)
-        if not support.ok:
-            raise RuntimeUnavailable(f"parity runtime {rt_name.value} cannot run {art.path}: {support.reason}")
-        rt.load(run_dir, art)
-        try:
-            out = run_batched(rt, x)
-        finally:
-            rt.close()
+        if art.format == Format.EAGER:
+            raise BadInputError(f"{art.path}: an eager reference is not a deployable artifact")
+        rt_name, out = _outputs(run_dir, art, x, threads)
 
         notes: list[str] = []
         if not art.weights.trained:
             notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
         m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
         results.append(ParityResult(
-            variant=art.variant, format=art.format.value, path=art.path, runtime=rt_name.value,
+            variant=art.variant, format=art.format, path=art.path, runtime=rt_name,
             precision=art.precision.value, reference=ref_name, peer=peer, n_inputs=len(x),
             input_source=input_source, tolerance=tol, passed=not bad,
-            violations=[f"{art.path} ({art.variant}, {rt_name.value} vs eager {ref_name}): {v}"
+            violations=[f"{art.path} ({art.variant}, {rt_name} vs eager {ref_name}): {v}"
                         for v in bad],
             notes=notes, **m))
     return results
 
 
+@dataclass(frozen=True)
+class ParityReport:
+    """``parity.json``: every result, and whether all passed."""
+
+    passed: bool
+    results: list[ParityResult]
+
+    def failures(self) -> list[ParityResult]:
+        return [r for r in self.results if not r.passed]
+
+
 def write_parity(run_dir: Path, results: Sequence[ParityResult]) -> Path:
     path = Path(run_dir) / PARITY_NAME
-    write_json(path, {"passed": all(r.passed for r in results), "results": list(results)})
+    write_json(path, ParityReport(passed=all(r.passed for r in results), results=list(results)))
     return path
 
 
-def raise_on_failure(results: Sequence[ParityResult]) -> None:
-    """Raise :class:`ParityError` listing every violation, if any artifact failed."""
-    failed = [v for r in results for v in r.violations]
-    if failed:
-        raise ParityError(f"{len([r for r in results if not r.passed])} artifact(s) outside tolerance:\n  "
-                          + "\n  ".join(failed))
+def read_parity(run_dir: Path) -> ParityReport | None:
+    """The run's parity records, or None when parity has not been checked."""
+    path = Path(run_dir) / PARITY_NAME
+    return read_record(path, ParityReport, "parity", list_key="results") if path.is_file() else None

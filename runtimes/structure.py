@@ -6,14 +6,18 @@ the manifest record and loads the saved state_dict into it with
 ``torch.load(weights_only=True)``: nothing is ever unpickled as code, and the
 runtime needs no ``exporter`` import.
 
-Quantization uses torch's eager-mode ``torch.ao.quantization`` on torchvision's
-quantizable models (``torchvision.models.quantization``). Both are deprecated in
-favour of torchao/pt2e; the steps are isolated here and in
-``exporter.quantize`` so that migration touches two modules.
+Models come from torchvision's own registry (``list_models``). INT8 uses the
+*eager-mode lane*: torch's ``torch.ao.quantization`` on torchvision's quantizable
+builders (``torchvision.models.quantization``), which have QuantStub/DeQuantStub,
+``fuse_model`` and FloatFunctional adds. A model without such a builder has no
+INT8 lane here (float variants still work). Both APIs are deprecated in favour of
+torchao/pt2e; the steps are isolated here and in ``exporter.quantize`` so that
+migration touches two modules.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import torch
@@ -21,39 +25,62 @@ from torch import nn
 
 from runtimes.errors import BadInputError
 from runtimes.modules import Float32IO
+from runtimes.quant_engine import QUANT_BACKEND, QUANT_ENGINE, set_quantized_engine  # noqa: F401
 
-import os
-
-# The qconfig/observer recipe (recorded in the manifest as the quantization backend).
-QUANT_BACKEND = "fbgemm"
-# The kernels that run quantized ops. "x86" is PyTorch's x86 engine: fbgemm kernels, with
-# oneDNN where it is faster; it runs fbgemm-quantized models unchanged and measured ~13%
-# faster than plain "fbgemm" for INT8 ResNet-18 on this project's 2-core AVX-512 VNNI machine.
-QUANT_ENGINE = os.environ.get("SHRINKWRAP_QENGINE", "x86")
-
-# torchvision.models.quantization has fusable variants of these architectures.
-SUPPORTED_MODELS = ("resnet18", "resnet50", "resnext101_32x8d", "resnext101_64x4d",
-                    "wide_resnet50_2")
+EAGER_LANE = "eager-mode PTQ (torchvision quantizable builder)"
+_QUANTIZED_PREFIX = "quantized_"
 
 
+@functools.lru_cache(maxsize=1)
+def classifier_models() -> tuple[str, ...]:
+    """Every image classifier torchvision registers, sorted."""
+    import torchvision.models as tvm
 
-def set_quantized_engine() -> str:
-    """Select the quantized engine (packed weights are packed for the engine active at load)."""
-    if QUANT_ENGINE not in torch.backends.quantized.supported_engines:
-        raise BadInputError(f"quantized engine {QUANT_ENGINE!r} is not supported here; "
-                            f"supported: {', '.join(torch.backends.quantized.supported_engines)}")
-    torch.backends.quantized.engine = QUANT_ENGINE
-    return torch.backends.quantized.engine
+    return tuple(sorted(tvm.list_models(module=tvm)))
+
+
+@functools.lru_cache(maxsize=1)
+def eager_lane_models() -> tuple[str, ...]:
+    """The classifiers torchvision ships a quantizable (eager-mode INT8) builder for."""
+    import torchvision.models as tvm
+
+    names = tvm.list_models(module=tvm.quantization)
+    return tuple(sorted(n.removeprefix(_QUANTIZED_PREFIX) for n in names))
+
+
+def check_model(arch: str) -> str:
+    if arch not in classifier_models():
+        raise BadInputError(f"unknown or unsupported model {arch!r}; torchvision's classifiers are: "
+                            f"{', '.join(classifier_models())}")
+    return arch
 
 
 def build_float_model(arch: str, num_classes: int) -> nn.Module:
-    """An untrained quantizable torchvision model (float; QuantStub/DeQuantStub are identity until prepared)."""
-    import torchvision.models.quantization as qmodels
+    """An untrained float model in eval mode.
 
-    if arch not in SUPPORTED_MODELS:
-        raise BadInputError(f"unknown or unsupported model {arch!r}; supported: {', '.join(SUPPORTED_MODELS)}")
-    builder = getattr(qmodels, arch)
-    return builder(weights=None, quantize=False, num_classes=num_classes).eval()
+    Models with an eager INT8 lane are built from their quantizable builder (same
+    parameter names as the plain model; QuantStub/DeQuantStub are identity until
+    prepared), so that every variant of a run starts from one float module.
+    """
+    import torchvision.models as tvm
+
+    check_model(arch)
+    # GoogLeNet and Inception v3 warn unless told which init to use; torch's defaults are fast.
+    kwargs = {"init_weights": False} if arch in ("googlenet", "inception_v3") else {}
+    if arch in eager_lane_models():
+        builder = tvm.get_model_builder(_QUANTIZED_PREFIX + arch)
+        return builder(weights=None, quantize=False, num_classes=num_classes, **kwargs).eval()
+    return tvm.get_model(arch, weights=None, num_classes=num_classes, **kwargs).eval()
+
+
+def require_quant_lane(arch: str) -> None:
+    """Refuse, with one line, a model the INT8 lane cannot build."""
+    check_model(arch)
+    if arch not in eager_lane_models():
+        raise BadInputError(
+            f"model {arch!r} has no INT8 quantization lane: eager-mode PTQ needs a torchvision "
+            f"quantizable builder, which exists for {', '.join(eager_lane_models())}; "
+            "its float variants (fp32, fp32-pruned, fp16) and the ort-quantize-static peer work")
 
 
 def fuse(model: nn.Module) -> nn.Module:
@@ -82,6 +109,30 @@ def qconfig(method: str = "histogram") -> torch.ao.quantization.QConfig:
     )
 
 
+def classifier_name(model: nn.Module) -> str:
+    """The qualified name of the classifier: the last Linear layer in the model's module order,
+    or, for models whose head is a convolution (SqueezeNet), the last Conv2d.
+
+    Works on float, fused, prepared and converted models (names are kept by every step)
+    and on the ``Float32IO`` wrapper of FP16 variants (its ``inner.`` prefix is dropped).
+    """
+    import torch.ao.nn.quantized as nnq
+
+    linear, conv = (nn.Linear, nnq.Linear), (nn.Conv2d, nnq.Conv2d)
+    names = [(n, m) for n, m in model.named_modules() if n]
+    last_linear = [n for n, m in names if isinstance(m, linear)]
+    last_conv = [n for n, m in names if isinstance(m, conv)]
+    found = (last_linear or last_conv or [None])[-1]
+    if found is None:
+        raise BadInputError(f"{type(model).__name__} has no Linear or Conv2d layer to call its classifier")
+    # A layer kept float sits inside Sequential(DeQuantStub, layer[, QuantStub]) as ".1".
+    parent, _, last = found.rpartition(".")
+    if last == "1" and isinstance(model.get_submodule(parent), nn.Sequential) and parent and \
+            type(model.get_submodule(parent)[0]).__name__ in ("DeQuantStub", "DeQuantize"):
+        found = parent
+    return found.removeprefix("inner.")
+
+
 def keep_float(model: nn.Module, names: Iterable[str], qc: torch.ao.quantization.QConfig) -> nn.Module:
     """Make the named modules run in FP32 inside a quantized model.
 
@@ -93,13 +144,15 @@ def keep_float(model: nn.Module, names: Iterable[str], qc: torch.ao.quantization
     """
     from torch.ao.quantization import DeQuantStub, QuantStub
 
+    names = tuple(names)
+    classifier = classifier_name(model) if names else ""
     for name in names:
         parent, attr = _parent(model, name)
         inner = getattr(parent, attr)
         inner.qconfig = None
         for sub in inner.modules():
             sub.qconfig = None
-        if name == classifier_name(model):
+        if name == classifier:
             wrapped = nn.Sequential(DeQuantStub(), inner)
             model.dequant = nn.Identity()
         else:
@@ -109,10 +162,6 @@ def keep_float(model: nn.Module, names: Iterable[str], qc: torch.ao.quantization
         wrapped[0].qconfig = qc
         setattr(parent, attr, wrapped)
     return model
-
-
-def classifier_name(model: nn.Module) -> str:
-    return "fc"
 
 
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -132,6 +181,7 @@ def quantized_skeleton(arch: str, num_classes: int, keep: Iterable[str] = (),
     """The converted INT8 structure with placeholder parameters, ready for ``load_state_dict``."""
     from torch.ao.quantization import convert, prepare
 
+    require_quant_lane(arch)
     set_quantized_engine()
     model = fuse(build_float_model(arch, num_classes))
     qc = qconfig(method)

@@ -18,51 +18,18 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from exporter import prune, quantize
-from exporter.evaluation import accuracy, model_logits
-from runtimes.artifact import write_json
+from exporter.analysis.records import LayerSensitivity, SensitivityReport
+from exporter.evaluation import EvalSet, accuracy, model_logits
+from exporter.options import check_sparsity
 from runtimes.metrics import sqnr_db
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    images: torch.Tensor
-    labels: torch.Tensor | None  # None: synthetic inputs, SQNR only
-    source: str
-
-
-@dataclass(frozen=True)
-class LayerSensitivity:
-    layer: str
-    params: int
-    quant_sqnr_db: float  # output SQNR of "only this layer INT8" vs the baseline model
-    quant_top1: float | None
-    quant_top1_drop: float | None  # vs the baseline model's top-1
-    prune_sqnr_db: float  # output SQNR vs FP32 with only this layer pruned
-    prune_top1: float | None
-    prune_top1_drop: float | None
-
-
-@dataclass(frozen=True)
-class SensitivityReport:
-    model: str
-    eval_source: str
-    eval_images: int
-    sparsity: float
-    fp32_top1: float | None
-    baseline_sqnr_db: float  # all layers FP32, only input/add quantization
-    baseline_top1: float | None
-    layers: list[LayerSensitivity] = field(default_factory=list)  # ranked, most sensitive first
-    seconds: float = 0.0
+Say = Callable[[str], None]
 
 
 def _score(logits: np.ndarray, ref: np.ndarray, ev: EvalSet, fp32_top1: float | None):
@@ -80,11 +47,11 @@ def quant_rank_key(row: LayerSensitivity) -> tuple:
 
 
 def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, ev: EvalSet,
-                      sparsity: float, model_name: str = "", progress: Progress = lambda m: None,
+                      sparsity: float, model_name: str = "", say: Say = lambda m: None,
                       with_pruning: bool = True) -> SensitivityReport:
     """``prepared`` is a calibrated prepared copy of ``float_model`` (see ``Recipe.calibrated``)."""
     t0 = time.perf_counter()
-    prune.check_sparsity(sparsity)
+    check_sparsity(sparsity)
     ref = model_logits(float_model, ev.images)
     fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
     layers = quantize.quantizable_layers(prepared)
@@ -94,7 +61,7 @@ def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, e
     weights = {w.name: w for w in prune.prunable_weights(float_model)}
     rows = []
     for i, name in enumerate(layers):
-        progress(f"sensitivity {i + 1}/{len(layers)}: {name}")
+        say(f"sensitivity {i + 1}/{len(layers)}: {name}")
         only_q = quantize.convert(quantize.with_float_layers(prepared, [n for n in layers if n != name]))
         q_sq, q_top1, q_drop = _score(model_logits(only_q, ev.images), base_logits, ev, base_top1)
         p_sq, p_top1, p_drop = float("nan"), None, None
@@ -118,9 +85,3 @@ def _weight_name(layer: str, weights: dict) -> str:
         if cand in weights:
             return cand
     raise KeyError(f"no prunable weight for layer {layer!r}")
-
-
-def write_sensitivity(out_dir: Path, report: SensitivityReport) -> Path:
-    path = Path(out_dir) / "sensitivity.json"
-    write_json(path, report)
-    return path

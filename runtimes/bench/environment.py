@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from runtimes.results import Environment
+from runtimes.bench.results import Environment
 
 # The ISA extensions that decide which INT8/FP16/FP32 kernels fbgemm, oneDNN and MLAS pick.
 RELEVANT_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",

@@ -8,94 +8,57 @@ unstructured pruning saves on disk and on the wire.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from exporter import serialize
-from exporter.evaluation import accuracy, model_logits, onnx_logits
-from exporter.recipe import CompressionOptions, Recipe
-from exporter.sensitivity import EvalSet
+from exporter.analysis.records import SweepPoint, SweepReport
+from exporter.evaluation import EvalSet, accuracy, model_logits, onnx_logits
+from exporter.formats.onnx import onnx_bytes
+from exporter.recipe import Recipe
 from exporter.variants import VariantSpec
-from runtimes.artifact import PruneOrder
-from runtimes.bench import zstd_size
+from runtimes.bench.sizes import ZSTD_LEVEL, zstd_size
+from runtimes.manifest import PruneOrder
 from runtimes.metrics import sqnr_db
 
 DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    variant: str
-    order: str | None  # None for float-only variants, where order has no meaning
-    sparsity: float
-    achieved_sparsity: float
-    top1: float | None
-    top5: float | None
-    sqnr_db: float  # logits vs the FP32 model on the same inputs
-    onnx_bytes: int
-    zstd_bytes: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    model: str
-    eval_source: str
-    eval_images: int
-    fp32_top1: float | None
-    sparsities: list[float]
-    points: list[SweepPoint] = field(default_factory=list)
-    conclusions: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def _onnx_bytes(built, example) -> bytes:
-    if built.spec.half:
-        proto = serialize.to_float16(serialize.export_onnx(serialize.float_copy(built.model.inner), example,
-                                                           "input", "logits"))
-    else:
-        proto = serialize.export_onnx(built.model, example, "input", "logits")
-    return proto.SerializeToString()
+Say = Callable[[str], None]
 
 
 def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
               sparsities: Sequence[float] = DEFAULT_SPARSITIES,
               orders: Sequence[PruneOrder] = tuple(PruneOrder),
-              progress: Progress = lambda m: None) -> SweepReport:
+              say: Say = lambda m: None) -> SweepReport:
+    """Build every variant at every sparsity (and order, where it applies) with ``recipe``."""
     t0 = time.perf_counter()
-    ref = model_logits(recipe.base.model, ev.images)
+    ref = model_logits(recipe.loaded.model, ev.images)
     fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
     example = ev.images[:2]
     points: list[SweepPoint] = []
     for spec in specs:
-        spec_orders = list(orders) if (spec.quantize or spec.half) else [None]
-        for order in spec_orders:
-            # One Recipe per order, so quantize-then-prune reuses one calibration across sparsities.
-            opts = recipe.opts if order is None else CompressionOptions(
-                recipe.opts.sparsity, recipe.opts.scope, order, recipe.opts.calib_method, recipe.opts.calib_batch)
-            r = Recipe(recipe.base, recipe.calib, opts)
-            if order == recipe.opts.order:
-                r._calibrated = recipe._calibrated  # same calibration; share the cache
+        # The recipe caches calibrations by the options they depend on, so quantize-then-prune
+        # reuses one calibration across every sparsity.
+        for order in (list(orders) if spec.params.order_matters() else [None]):
             for s in sparsities:
                 t = time.perf_counter()
-                built = r.build(spec, sparsity=s)
-                data = _onnx_bytes(built, example)
+                opts = dataclasses.replace(recipe.compression, sparsity=s, order=order or recipe.compression.order)
+                built = recipe.build(spec, opts)
+                data = onnx_bytes(built, example)
                 logits = onnx_logits(data, ev.images)
                 top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
                 p = SweepPoint(spec.name, order.value if order else None, float(s), built.sparsity.achieved,
                                top1, top5, sqnr_db(ref, logits), len(data), zstd_size(data),
                                time.perf_counter() - t)
                 points.append(p)
-                progress(f"sweep {spec.name} {p.order or ''} sparsity {s:.0%}: "
+                say(f"sweep {spec.name} {p.order or ''} sparsity {s:.0%}: "
                          + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
                          + f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
-    return SweepReport(recipe.base.arch, ev.source, int(len(ev.images)), fp32_top1, [float(s) for s in sparsities],
-                       points, conclusions(points), time.perf_counter() - t0)
+    return SweepReport(recipe.loaded.arch, ev.source, int(len(ev.images)), fp32_top1,
+                       [float(s) for s in sparsities], points, conclusions(points), time.perf_counter() - t0,
+                       zstd_level=ZSTD_LEVEL)
 
 
 def conclusions(points: Sequence[SweepPoint]) -> list[str]:

@@ -3,25 +3,29 @@
 Each function draws from records already on disk and writes one PNG
 atomically; it returns None when there is nothing to draw (no ok cell, no
 per-layer sparsity), and raises :class:`ArtifactError` when a file it needs is
-malformed.
+malformed. :func:`draw_figures` draws them all for a report and the
+``figures`` section links them.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from runtimes.artifact import Manifest, atomic_write_bytes
+from exporter.report.context import ReportContext, devices, role_of
+from exporter.report.sections import register_section
+from exporter.variants import Role
+from runtimes.bench.results import Cell
 from runtimes.errors import ArtifactError
-from runtimes.results import Cell
+from runtimes.manifest import Format, Manifest
+from runtimes.records import atomic_write_bytes
 
-# The classifier weight in each eager structure (see runtimes.structure.skeleton).
-CLASSIFIER_KEYS = ("fc._packed_params._packed_params", "inner.fc.weight", "fc.1.weight", "fc.weight")
-WEIGHT_VARIANTS = ("int8", "fp16", "mixed")
+# A quantized Linear keeps (weight, bias) under this key of its state_dict.
+PACKED_LINEAR = "_packed_params._packed_params"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -40,7 +44,7 @@ def best_per_artifact(cells: Sequence[Cell], device: str, batch: int) -> list[Ce
     """The fastest ok cell of each deployable (variant, format) on ``device`` at ``batch``."""
     best: dict[tuple[str, str], Cell] = {}
     for c in cells:
-        if c.ok and c.device == device and c.batch == batch and c.format != "eager" and c.median is not None:
+        if c.ok and c.device == device and c.batch == batch and c.format != Format.EAGER and c.median is not None:
             key = (c.variant, c.format)
             if key not in best or c.median < best[key].median:
                 best[key] = c
@@ -138,8 +142,13 @@ def sparsity_per_layer(manifest: Manifest, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def classifier_weight(path: Path) -> np.ndarray:
-    """The classifier weight of a saved eager state_dict, dequantized for INT8 (loaded weights-only)."""
+def classifier_weight(path: Path, num_classes: int | None = None) -> np.ndarray:
+    """The classifier weight of a saved eager state_dict, dequantized for INT8 (loaded weights-only).
+
+    The classifier is the last Linear weight in the state_dict's (module) order; for
+    a model whose head is a 1×1 convolution (SqueezeNet), the last such convolution
+    with ``num_classes`` outputs.
+    """
     import torch
 
     try:
@@ -148,31 +157,48 @@ def classifier_weight(path: Path) -> np.ndarray:
         raise ArtifactError(f"cannot load {path} as a state_dict: {exc}") from exc
     if not isinstance(state, dict):
         raise ArtifactError(f"{path} is not a state_dict")
-    for suffix in CLASSIFIER_KEYS:
-        for key, value in state.items():
-            if key.endswith(suffix):
-                if isinstance(value, (tuple, list)):  # INT8 Linear: (packed qint8 weight, bias)
-                    value = value[0]
-                if value.is_quantized:
-                    value = value.dequantize()
-                return value.detach().float().numpy()
-    raise ArtifactError(f"{path} has no classifier weight (looked for keys ending in "
-                        f"{', '.join(CLASSIFIER_KEYS)})")
+    linear, conv = None, None
+    for key, value in state.items():
+        if key.endswith(PACKED_LINEAR) and isinstance(value, (tuple, list)):
+            value = value[0]  # INT8 Linear: (packed qint8 weight, bias)
+        elif not key.endswith("weight"):
+            continue
+        if not isinstance(value, torch.Tensor):
+            continue
+        if value.dim() == 2:
+            linear = value
+        elif value.dim() == 4 and num_classes is not None and value.shape[0] == num_classes:
+            conv = value
+    found = linear if linear is not None else conv
+    if found is None:
+        raise ArtifactError(f"{path} has no classifier weight (no Linear weight"
+                            f"{'' if num_classes is None else f' and no conv with {num_classes} outputs'})")
+    if found.is_quantized:
+        found = found.dequantize()
+    return found.detach().float().numpy()
 
 
 def classifier_weights(run_dir: Path, manifest: Manifest, path: Path) -> Path | None:
+    """The baseline's classifier weights against those of the first variant of each other precision."""
     refs = {r.variant: r for r in manifest.references}
-    after = [v for v in WEIGHT_VARIANTS if v in refs]
-    if "fp32" not in refs or not after:
+    base = next((r for r in manifest.references if role_of(r.variant) is Role.BASELINE), None)
+    if base is None:
         return None
-    before = classifier_weight(Path(run_dir) / refs["fp32"].path).ravel()
+    after: dict[str, str] = {}
+    for r in manifest.references:
+        if r.precision != base.precision and r.precision.value not in after:
+            after[r.precision.value] = r.variant
+    if not after:
+        return None
+    before = classifier_weight(Path(run_dir) / base.path, base.num_classes).ravel()
     fig = Figure(figsize=(4.2 * len(after), 3.8))
     axes = np.atleast_1d(fig.subplots(1, len(after), sharey=True))
-    for ax, variant in zip(axes, after):
-        w = classifier_weight(Path(run_dir) / refs[variant].path).ravel()
+    for ax, variant in zip(axes, after.values()):
+        ref = refs[variant]
+        w = classifier_weight(Path(run_dir) / ref.path, ref.num_classes).ravel()
         lo, hi = float(min(before.min(), w.min())), float(max(before.max(), w.max()))
         bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 81)
-        ax.hist(before, bins=bins, histtype="step", color="black", label="before (fp32)")
+        ax.hist(before, bins=bins, histtype="step", color="black", label=f"before ({base.variant})")
         ax.hist(w, bins=bins, alpha=0.55, color="tab:orange",
                 label=f"after ({variant}, {np.mean(w == 0) * 100:.0f}% zero)")
         ax.set_yscale("log")
@@ -181,3 +207,53 @@ def classifier_weights(run_dir: Path, manifest: Manifest, path: Path) -> Path | 
         ax.legend(fontsize=7)
     axes[0].set_ylabel("count (log)")
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------- the report's figures
+
+FIGURE_TITLES = {
+    "latency_vs_size": "Latency vs compressed size",
+    "latency_vs_top1": "Latency vs top-1",
+    "sparsity_per_layer": "Sparsity per layer",
+    "classifier_weights": "Classifier weights before/after compression",
+}
+
+
+def draw_figures(ctx: ReportContext) -> None:
+    """Draw every figure the records allow into ``ctx.figures_dir``; a malformed file becomes a note."""
+    fdir = ctx.figures_dir
+    cells = ctx.cells
+    jobs: list[tuple[str, Callable[[Path], Path | None]]] = []
+    for device in devices(cells):
+        batches = sorted({c.batch for c in cells if c.device == device and c.ok})
+        if batches:
+            b = batches[0]
+            jobs.append((f"latency_vs_size_{device}", lambda p, d=device, b=b: latency_vs_size(cells, d, b, p)))
+            jobs.append((f"latency_vs_top1_{device}", lambda p, d=device, b=b: latency_vs_accuracy(cells, d, b, p)))
+    if ctx.manifest is not None:
+        m = ctx.manifest
+        jobs.append(("sparsity_per_layer", lambda p: sparsity_per_layer(m, p)))
+        jobs.append(("classifier_weights", lambda p: classifier_weights(ctx.run_dir, m, p)))
+    for name, draw in jobs:
+        try:
+            out = draw(fdir / f"{name}.png")
+        except ArtifactError as exc:
+            ctx.notes.append(f"figure {name} not drawn: {exc}")
+            continue
+        if out is not None:
+            ctx.figures[name] = out.relative_to(ctx.run_dir)
+
+
+@register_section("figures", order=60)
+def figures_section(ctx: ReportContext) -> str:
+    if not ctx.figures and not ctx.notes:
+        return ""
+    device_names = devices(ctx.cells)
+    lines = ["## Figures", ""]
+    for name, rel in ctx.figures.items():
+        title = next((t for k, t in FIGURE_TITLES.items() if name.startswith(k)), name)
+        suffix = name.rsplit("_", 1)[-1]
+        suffix = suffix.upper() if suffix in device_names and name.endswith(f"_{suffix}") else ""
+        lines += [f"### {title}{f' ({suffix})' if suffix else ''}", "", f"![{name}]({rel.as_posix()})", ""]
+    lines += [f"- {n}" for n in ctx.notes]
+    return "\n".join(lines)

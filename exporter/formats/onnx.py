@@ -1,44 +1,38 @@
-"""TorchScript and ONNX writers. Every write is atomic (temporary file, then rename).
+"""ONNX: self-contained, dynamic batch, named I/O, checked by ``onnx.checker`` (QDQ for INT8).
 
 The INT8 ONNX comes from torch's TorchScript-based exporter applied to the very
 module that is saved as TorchScript, so both carry the same INT8 weights, scales
 and zero points (QuantizeLinear/DequantizeLinear around float ops: QDQ).
 torch.onnx's dynamo exporter cannot export eager-mode quantized modules, which is
 why ``dynamo=False`` is used; the migration to torch.export/torchao replaces this.
+
+A built variant may name another module to export (``onnx_source``) and graph
+passes to apply after export (``onnx_passes``): FP16 is exported from its exact
+FP32 copy and converted by ONNX Runtime's float16 tool; the peer row is
+quantized by ONNX Runtime's ``quantize_static``.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import warnings
 from pathlib import Path
-from typing import Iterable
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
 
+from exporter.builders.base import BuiltVariant
 from exporter.errors import ShrinkwrapError
-from runtimes.artifact import atomic_write_bytes
+from exporter.formats.base import register_format
+from runtimes.manifest import INPUT_NAME, OUTPUT_NAME, Format
+from runtimes.records import atomic_write_bytes
 
 ONNX_OPSET = 17
 
 
-def write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
-    """Trace, freeze and save; loadable with plain ``torch.jit.load``."""
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model.eval(), example, check_trace=False)
-        frozen = torch.jit.freeze(traced)
-    buf = io.BytesIO()
-    torch.jit.save(frozen, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def export_onnx(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                opset: int = ONNX_OPSET) -> onnx.ModelProto:
+def export_onnx(model: nn.Module, example: torch.Tensor, input_name: str = INPUT_NAME,
+                output_name: str = OUTPUT_NAME, opset: int = ONNX_OPSET) -> onnx.ModelProto:
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -115,35 +109,24 @@ def to_float16(proto: onnx.ModelProto) -> onnx.ModelProto:
         return wrapped.model
 
 
-def ort_quantize_static(fp32_onnx: Path, out: Path, calib: torch.Tensor, input_name: str,
-                        batch: int = 8) -> None:
-    """The peer a user would otherwise reach for: ORT's quantize_static (QDQ, per-channel)."""
-    import tempfile
-
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, images: Iterable[np.ndarray]) -> None:
-            self._it = iter(images)
-
-        def get_next(self):
-            x = next(self._it, None)
-            return None if x is None else {input_name: x}
-
-    chunks = [calib[i:i + batch].numpy() for i in range(0, len(calib), batch)]
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
-        q = Path(tmp) / "q.onnx"
-        quantize_static(str(pre), str(q), Reader(chunks), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-        check_and_write_onnx(onnx.load(str(q)), out)
+def built_proto(built: BuiltVariant, example: torch.Tensor) -> onnx.ModelProto:
+    """The variant's ONNX graph: exported from its ONNX source, then every pass applied in order."""
+    proto = export_onnx(built.onnx_source if built.onnx_source is not None else built.model, example)
+    for graph_pass in built.onnx_passes:
+        proto = graph_pass(proto)
+    return proto
 
 
-def float_copy(model: nn.Module) -> nn.Module:
-    """An FP32 copy of a (possibly half) float model, bit-exact (fp16 -> fp32 is lossless)."""
-    return copy.deepcopy(model).float()
+def onnx_bytes(built: BuiltVariant, example: torch.Tensor) -> bytes:
+    """The serialized ONNX of a built variant, in memory (the sweep measures it without a file)."""
+    return built_proto(built, example).SerializeToString()
+
+
+@register_format
+class OnnxWriter:
+    name = Format.ONNX
+    suffix = ".onnx"
+    description = "self-contained ONNX, dynamic batch (QDQ for INT8, float16 inside for FP16)"
+
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> None:
+        check_and_write_onnx(built_proto(built, example), path)

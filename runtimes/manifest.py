@@ -7,33 +7,46 @@ and never guesses from file names.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import hashlib
-import json
-import os
-import tempfile
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runtimes.errors import ArtifactError
+from runtimes.records import read_record, sha256_file, write_json
 
 SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-
-# Files a run directory may hold besides what the manifest names.
-_OWN_OUTPUTS = {MANIFEST_NAME, "results.json", "results.csv", "report.md", "parity.json",
-                "sweep.json", "sensitivity.json", "README.md"}
-_OWN_DIRS = {"figures", "cells", "sweep", "logs"}
 
 
-class Format(str, enum.Enum):
+@dataclass(frozen=True)
+class RunFiles:
+    """The names of the files shrinkwrap writes into a run directory, besides the artifacts."""
+
+    manifest: str = "manifest.json"
+    parity: str = "parity.json"
+    results: str = "results.json"
+    results_csv: str = "results.csv"
+    report: str = "report.md"
+    sweep: str = "sweep.json"
+    sensitivity: str = "sensitivity.json"
+    readme: str = "README.md"
+    figures: str = "figures"  # a directory
+
+    def own(self) -> set[str]:
+        return {getattr(self, f) for f in self.__dataclass_fields__}
+
+
+RUN_FILES = RunFiles()
+MANIFEST_NAME = RUN_FILES.manifest
+
+
+class Format:
+    """The built-in artifact formats. A format is a name: the manifest stores it as a string, a
+    runtime declares the names it runs, and the exporter registers one writer per name."""
+
+    EAGER = "eager"  # the eager model's state_dict: the reference every artifact is compared with
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
-    EAGER = "eager"  # pickled nn.Module: the reference each artifact is compared with
 
 
 class Precision(str, enum.Enum):
@@ -58,6 +71,11 @@ class CalibMethod(str, enum.Enum):
     MINMAX = "minmax"
 
 
+# Every artifact's graph input and output names.
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
 @dataclass(frozen=True)
 class InputSpec:
     shape: list[int]  # -1 marks the dynamic batch dimension
@@ -66,8 +84,8 @@ class InputSpec:
     crop: int
     mean: list[float]
     std: list[float]
-    input_name: str = "input"
-    output_name: str = "logits"
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
 
 
 @dataclass(frozen=True)
@@ -114,10 +132,14 @@ class WeightsRecord:
     sha256: str | None = None
 
 
+# The manifest key (in ``ArtifactRecord.decisions``) naming the variant an artifact is compared with.
+COMPARE_WITH = "compare_with"
+
+
 @dataclass(frozen=True)
 class ArtifactRecord:
     variant: str
-    format: Format
+    format: str  # a format name (see Format)
     path: str  # relative to the manifest
     bytes: int
     sha256: str
@@ -134,6 +156,12 @@ class ArtifactRecord:
     versions: dict[str, str]
     command: str
     decisions: dict[str, Any] = field(default_factory=dict)  # e.g. what `auto` chose
+
+    @property
+    def reference_variant(self) -> str:
+        """The variant whose eager reference this artifact is compared with: its own, unless its
+        builder recorded another one under ``decisions["compare_with"]`` (the peer row)."""
+        return str(self.decisions.get(COMPARE_WITH, self.variant))
 
 
 @dataclass(frozen=True)
@@ -155,110 +183,28 @@ class Manifest:
         raise ArtifactError(f"manifest has no eager reference for variant {variant!r}")
 
     def variants(self) -> list[str]:
-        seen: list[str] = []
-        for a in self.artifacts:
-            if a.variant not in seen:
-                seen.append(a.variant)
-        return seen
+        """Variant names in manifest order (those with deployable artifacts)."""
+        return list(dict.fromkeys(a.variant for a in self.artifacts))
+
+    def records(self) -> list[ArtifactRecord]:
+        """Every file the manifest names: the references first, then the deployable artifacts."""
+        return [*self.references, *self.artifacts]
+
+    def find(self, path: str) -> ArtifactRecord:
+        """The record of the file at ``path`` (relative to the run directory)."""
+        for rec in self.records():
+            if rec.path == path:
+                return rec
+        raise ArtifactError(f"the manifest names no file {path!r}; it has: "
+                            f"{', '.join(r.path for r in self.records())}")
 
 
-# ---------------------------------------------------------------- (de)serialization
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses → dicts, enums → their values; numbers stay numbers."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    return obj
-
-
-def from_jsonable(cls: Any, data: Any) -> Any:
-    """Inverse of :func:`to_jsonable`, driven by the dataclass type hints."""
-    origin = typing.get_origin(cls)
-    if origin in (typing.Union, types.UnionType):
-        if data is None:
-            return None
-        args = [a for a in typing.get_args(cls) if a is not type(None)]
-        return from_jsonable(args[0], data)
-    if origin is list:
-        (item,) = typing.get_args(cls)
-        return [from_jsonable(item, v) for v in data]
-    if origin is dict:
-        _, val = typing.get_args(cls)
-        return {k: from_jsonable(val, v) for k, v in data.items()}
-    if dataclasses.is_dataclass(cls):
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                kwargs[f.name] = from_jsonable(hints[f.name], data[f.name])
-        return cls(**kwargs)
-    if isinstance(cls, type) and issubclass(cls, enum.Enum):
-        return cls(data)
-    return data
-
-
-def default_mode(directory: bool = False) -> int:
-    """The mode a plain open()/mkdir() would give under the current umask (mkstemp uses 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, default_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
+# ---------------------------------------------------------------- files
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> Path:
     path = Path(run_dir) / MANIFEST_NAME
     write_json(path, manifest)
     return path
-
-
-def read_record(path: Path, cls: Any, list_key: str, schema_version: int, what: str) -> Any:
-    """Read a typed JSON record (manifest, results) with one clear error for each way it can be wrong."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get(list_key), list):
-        raise ArtifactError(f"{path} has no '{list_key}' list")
-    if data.get("schema_version") != schema_version:
-        raise ArtifactError(f"{path}: schema_version {data.get('schema_version')!r} is not {schema_version}")
-    try:
-        return from_jsonable(cls, data)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ArtifactError(f"{path} does not match the {what} schema: {exc}") from exc
 
 
 def read_manifest(run_dir: Path) -> Manifest:
@@ -268,13 +214,25 @@ def read_manifest(run_dir: Path) -> Manifest:
         raise ArtifactError(f"artifact directory not found: {run_dir}")
     if not path.is_file():
         raise ArtifactError(f"no {MANIFEST_NAME} in {run_dir}: not a shrinkwrap run directory")
-    return read_record(path, Manifest, "artifacts", SCHEMA_VERSION, "manifest")
+    return read_record(path, Manifest, "manifest", SCHEMA_VERSION, list_key="artifacts")
+
+
+def checked_path(run_dir: Path, record: ArtifactRecord) -> Path:
+    """The artifact's path, after checking that its sha256 is the one the manifest records."""
+    path = Path(run_dir) / record.path
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found (variant {record.variant!r}, {record.format})")
+    digest = sha256_file(path)
+    if digest != record.sha256:
+        raise ArtifactError(f"{path} was modified: sha256 {digest[:12]}… but the manifest "
+                            f"records {record.sha256[:12]}…")
+    return path
 
 
 @dataclass(frozen=True)
 class VerifyProblem:
     path: str
-    problem: str  # "missing" | "modified" | "foreign" | "size"
+    problem: str  # "missing" | "modified" | "foreign" | "foreign (leftover temporary file)"
 
 
 def verify_run_dir(run_dir: Path) -> list[VerifyProblem]:
@@ -290,8 +248,9 @@ def verify_run_dir(run_dir: Path) -> list[VerifyProblem]:
             problems.append(VerifyProblem(rec.path, "missing"))
         elif p.stat().st_size != rec.bytes or sha256_file(p) != rec.sha256:
             problems.append(VerifyProblem(rec.path, "modified"))
+    own = RUN_FILES.own()
     for p in sorted(run_dir.iterdir()):
-        if p.name in named or p.name in _OWN_OUTPUTS or (p.is_dir() and p.name in _OWN_DIRS):
+        if p.name in named or (p.name in own and (p.is_dir() == (p.name == RUN_FILES.figures))):
             continue
         if p.name.startswith(".") and p.name.endswith(".tmp"):
             problems.append(VerifyProblem(p.name, "foreign (leftover temporary file)"))

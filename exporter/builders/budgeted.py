@@ -1,6 +1,6 @@
 """The ``auto`` variant: the most compressed INT8 model within an accuracy budget.
 
-1. Rank layers by how much INT8 alone costs them (``sensitivity``), using the one
+1. Rank layers by how much INT8 alone costs them (layer sensitivity), using the one
    calibrated model: no re-calibration per candidate (``quantize.with_float_layers``).
 2. Keep the most sensitive layers FP32, one at a time, until INT8 is within budget.
 3. Then take the highest sparsity that stays within budget.
@@ -11,21 +11,27 @@ the decisions (and whether the budget was met) go into the manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from exporter import prune, quantize
+from exporter.analysis.sensitivity import layer_sensitivity
+from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
+from exporter.builders.quantized import build_int8
 from exporter.errors import BadInputError
-from exporter.evaluation import accuracy, model_logits
-from exporter.recipe import BuiltVariant, Recipe
-from exporter.sensitivity import EvalSet, layer_sensitivity
-from exporter.variants import VariantSpec
-from runtimes.artifact import to_jsonable
+from exporter.evaluation import EvalSet, accuracy, model_logits
+from exporter.options import CompressionOptions
+from runtimes.manifest import PruneOrder
+from runtimes.records import to_jsonable
 
 SPARSITY_LADDER = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class BudgetParams(BuilderParams):
+    prune: bool = True
+    sparsity_ladder: tuple[float, ...] = SPARSITY_LADDER  # tried from the top down
 
 
 @dataclass(frozen=True)
@@ -54,30 +60,33 @@ class AutoDecision:
     steps: list[AutoStep] = field(default_factory=list)
 
 
-def search(recipe: Recipe, spec: VariantSpec, ev: EvalSet, max_drop: float,
-           progress: Progress = lambda m: None, ladder: tuple[float, ...] = SPARSITY_LADDER) -> BuiltVariant:
-    if ev.labels is None:
+def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: CompressionOptions,
+           ladder: tuple[float, ...] = SPARSITY_LADDER) -> BuiltVariant:
+    if ev is None or ev.labels is None:
         raise BadInputError("the auto variant needs labelled --eval-data to measure accuracy against its budget")
     if max_drop < 0:
         raise BadInputError(f"--max-accuracy-drop must be >= 0, got {max_drop}")
+    say = ctx.reporter.say
     t0 = time.perf_counter()
-    prepared = recipe.calibrated(False)
-    float_model = recipe.base.model
+    # The search evaluates quantize-then-prune candidates on the one cached calibration.
+    opts = dataclasses.replace(opts, order=PruneOrder.QUANTIZE_THEN_PRUNE)
+    prepared = ctx.calibrated(False, opts)
+    float_model = ctx.loaded.model
     fp32_top1 = accuracy(model_logits(float_model, ev.images), ev.labels)[0]
-    progress(f"auto: FP32 top-1 {fp32_top1:.2f}% on {len(ev.images)} images; budget {max_drop:.2f} points")
-    sens = layer_sensitivity(float_model, prepared, ev, 0.0, progress=progress, with_pruning=False)
+    say(f"auto: FP32 top-1 {fp32_top1:.2f}% on {len(ev.images)} images; budget {max_drop:.2f} points")
+    sens = layer_sensitivity(float_model, prepared, ev, 0.0, say=say, with_pruning=False)
     ranking = [r.layer for r in sens.layers]
     steps: list[AutoStep] = []
 
     def trial(keep: list[str], sparsity: float) -> AutoStep:
         model = quantize.convert(quantize.with_float_layers(prepared, keep) if keep else prepared)
         if sparsity > 0:
-            prune.prune_model(model, sparsity, recipe.opts.scope.value)
+            prune.prune_model(model, sparsity, opts.scope.value)
         top1 = accuracy(model_logits(model, ev.images), ev.labels)[0]
         step = AutoStep(list(keep), sparsity, top1, fp32_top1 - top1, fp32_top1 - top1 <= max_drop)
         steps.append(step)
-        progress(f"auto: {len(keep)} layers FP32, sparsity {sparsity:.0%}: top-1 {top1:.2f}% "
-                 f"(drop {step.drop:+.2f}){' within budget' if step.within_budget else ''}")
+        say(f"auto: {len(keep)} layers FP32, sparsity {sparsity:.0%}: top-1 {top1:.2f}% "
+            f"(drop {step.drop:+.2f}){' within budget' if step.within_budget else ''}")
         return step
 
     keep: list[str] = []
@@ -101,10 +110,22 @@ def search(recipe: Recipe, spec: VariantSpec, ev: EvalSet, max_drop: float,
     else:
         message = (f"BUDGET NOT MET: the best found drops {best.drop:.2f} points (budget {max_drop:.2f}) with "
                    f"{len(best.keep_float)} layers kept FP32 and no pruning; saved anyway as the best effort")
-    progress(f"auto: {message}")
+    say(f"auto: {message}")
     decision = AutoDecision(max_drop, fp32_top1, chosen.keep_float, chosen.sparsity, chosen.top1, chosen.drop,
                             chosen.within_budget, message, ranking, int(len(ev.images)), ev.source,
                             time.perf_counter() - t0, steps)
-    built = recipe.build(spec, keep=tuple(chosen.keep_float), sparsity=chosen.sparsity)
+    built = build_int8(ctx, tuple(chosen.keep_float), True, dataclasses.replace(opts, sparsity=chosen.sparsity))
     built.decisions.update(to_jsonable(decision))
     return built
+
+
+@register_builder
+class BudgetedInt8Builder:
+    name = "budgeted-int8"
+    params_type = BudgetParams
+    quantizes = True
+    needs_eval = True
+    sweepable = False
+
+    def build(self, ctx: BuildContext, params: BudgetParams, opts: CompressionOptions) -> BuiltVariant:
+        return search(ctx, ctx.eval_set, ctx.max_accuracy_drop, opts, params.sparsity_ladder)

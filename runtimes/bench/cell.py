@@ -1,8 +1,8 @@
 """One benchmark cell, meant to run in its own process.
 
-    python -m runtimes.cell --run-dir DIR --variant V --format F --runtime R --batch N \
+    python -m runtimes.bench.cell --run-dir DIR --variant V --format F --runtime R --batch N \
         [--threads T] [--min-time S] [--min-iters K] [--warmup W] [--max-time S] \
-        [--eval-tensors FILE.npz]
+        [--eval-tensors FILE.npz] [--import MODULE ...]
 
 prints exactly one JSON :class:`~runtimes.results.Cell` as the last line of
 stdout and exits 0, also for skipped and failed cells: whatever goes wrong
@@ -14,11 +14,16 @@ Timing: ``warmup`` untimed runs, then timed runs (``time.perf_counter`` around
 each ``run``) until both ``min_time`` seconds and ``min_iters`` iterations are
 reached, or ``max_time`` seconds have passed (at least one timed run), so that
 pathologically slow cells (FP16 in PyTorch on CPU) stay bounded; the stats
-record the iterations actually done. Which call is timed, by preference:
-a runtime's own ``bench`` (libtorch-cpp times inside C++, so the process spawn
-is not measured); else ``bind`` once + ``run_bound`` per iteration (the input
-stays on the device: IO binding for ort-cuda, no copies for the CUDA torch
-runtimes); else ``run``. ``runtime_info["timing"]`` says which.
+record the iterations actually done. Which call is timed depends on the
+runtime's declared capabilities, by preference: :class:`~runtimes.protocol.SelfTimed`
+(libtorch-cpp times inside C++, so the process spawn is not measured); else
+:class:`~runtimes.protocol.BoundRun`, ``bind`` once + ``run_bound`` per iteration
+(the input stays on the device: IO binding for ort-cuda, no copies for the CUDA
+torch runtimes); else ``run``. ``runtime_info["timing"]`` says which.
+
+``--import MODULE`` imports a module before the runtime is looked up, so that a
+runtime registered outside :data:`runtimes.registry.BUILTIN_MODULES` (a plugin,
+a test's stub) is registered in the cell's process too.
 
 Accuracy (``--eval-tensors``): every image is run in batches of ``batch``; the
 last batch is run as it is (smaller), not padded.
@@ -32,6 +37,7 @@ no JSON, as a crashing runtime would.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -42,31 +48,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtimes.artifact import ArtifactRecord, Manifest, read_manifest, to_jsonable
-from runtimes.base import RuntimeName, get_runtime, parse_runtime
+from runtimes import registry
+from runtimes.bench.grid import one_line
+from runtimes.bench.options import DEFAULT_MAX_TIME_S, EVAL_BUDGET_S
+from runtimes.bench.results import Cell, LatencyStats, Status
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
-from runtimes.results import Cell, LatencyStats, Status
-
-EAGER_RUNTIMES = (RuntimeName.EAGER, RuntimeName.EAGER_CUDA)
-
-# The artifact format each runtime is handed; eager runtimes get the variant's reference.
-RUNTIME_FORMAT = {
-    RuntimeName.EAGER: "eager",
-    RuntimeName.EAGER_CUDA: "eager",
-    RuntimeName.TORCHSCRIPT: "torchscript",
-    RuntimeName.TORCHSCRIPT_CUDA: "torchscript",
-    RuntimeName.LIBTORCH_CPP: "torchscript",
-    RuntimeName.ORT_CPU: "onnx",
-    RuntimeName.ORT_CUDA: "onnx",
-}
+from runtimes.manifest import ArtifactRecord, Manifest, read_manifest
+from runtimes.protocol import BatchedEval, BoundRun, Describes, SelfTimed
+from runtimes.records import to_jsonable
 
 INPUT_SEED = 0
-DEFAULT_MAX_TIME_S = 30.0
-EVAL_BUDGET_S = 20.0  # per cell; only pathological configurations (FP16 in PyTorch on CPU) reach it
-
-
-def runtime_device(runtime: str) -> str:
-    return "cuda" if runtime.endswith("-cuda") else "cpu"
 
 
 @dataclass(frozen=True)
@@ -82,6 +73,7 @@ class CellSpec:
     warmup: int = 3
     max_time_s: float = DEFAULT_MAX_TIME_S
     eval_tensors: Path | None = None
+    imports: tuple[str, ...] = ()  # modules that register a non-built-in runtime
 
     def argv(self) -> list[str]:
         args = ["--run-dir", str(self.run_dir), "--variant", self.variant, "--format", self.format,
@@ -92,31 +84,24 @@ class CellSpec:
             args += ["--threads", str(self.threads)]
         if self.eval_tensors is not None:
             args += ["--eval-tensors", str(self.eval_tensors)]
+        for module in self.imports:
+            args += ["--import", module]
         return args
 
 
-def pick_record(manifest: Manifest, runtime: RuntimeName, variant: str, fmt: str) -> ArtifactRecord:
-    """The record a runtime is handed: the eager reference for eager runtimes, else the artifact."""
-    if runtime in EAGER_RUNTIMES:
-        if fmt != "eager":
-            raise BadInputError(f"{runtime.value} runs eager references, not {fmt!r} artifacts")
-        return manifest.reference_for(variant)
-    for rec in manifest.artifacts:
-        if rec.variant == variant and rec.format.value == fmt:
+def pick_record(manifest: Manifest, variant: str, fmt: str) -> ArtifactRecord:
+    """The record of ``variant`` in format ``fmt``: an eager reference or a deployable artifact."""
+    for rec in manifest.records():
+        if rec.variant == variant and rec.format == fmt:
             return rec
     raise ArtifactError(f"manifest has no {fmt!r} artifact for variant {variant!r}")
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def run_cell(spec: CellSpec) -> Cell:
     """Measure one cell; never raises: failures become ``skipped``/``error`` cells."""
     started = time.perf_counter()
     base = dict(variant=spec.variant, format=spec.format, runtime=spec.runtime,
-                device=runtime_device(spec.runtime), batch=spec.batch, precision="",
+                device=_device_of(spec.runtime), batch=spec.batch, precision="",
                 threads=spec.threads)
     try:
         return _measure(spec, base, started)
@@ -128,16 +113,24 @@ def run_cell(spec: CellSpec) -> Cell:
                     wall_s=time.perf_counter() - started)
 
 
+def _device_of(runtime: str) -> str:
+    return next((s.device for s in registry.specs() if s.name == runtime), "unknown")
+
+
 def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
     from runtimes import metrics
 
-    name = parse_runtime(spec.runtime)
+    for module in spec.imports:
+        importlib.import_module(module)
+    runtime = registry.get_spec(spec.runtime)
     if spec.batch < 1:
         raise BadInputError(f"batch must be >= 1, got {spec.batch}")
-    record = pick_record(read_manifest(spec.run_dir), name, spec.variant, spec.format)
+    record = pick_record(read_manifest(spec.run_dir), spec.variant, spec.format)
     base["precision"] = record.precision.value
-    rt = get_runtime(name, spec.threads)
-    base["device"] = rt.device.value
+    if not runtime.runs(record.format):
+        raise BadInputError(f"{runtime.name} runs {', '.join(runtime.formats)} files, not {record.format}")
+    rt = runtime.create(spec.threads)
+    base["device"] = runtime.device
     support = rt.supports(record)
     if not support.ok:
         return Cell(**base, status=Status.SKIPPED, reason=support.reason,
@@ -145,11 +138,10 @@ def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
     rt.load(Path(spec.run_dir), record)
     try:
         x = make_input(record, spec.batch)
-        own_bench = getattr(rt, "bench", None)
-        if callable(own_bench):
-            times, out = own_bench(x, spec.min_time_s * 1000.0, spec.min_iters, spec.warmup)
+        if isinstance(rt, SelfTimed):
+            times, out = rt.bench(x, spec.min_time_s * 1000.0, spec.min_iters, spec.warmup)
             times, warm, timing = [float(t) for t in times], spec.warmup, "runtime's own bench()"
-        elif all(callable(getattr(rt, m, None)) for m in ("bind", "run_bound", "fetch")):
+        elif isinstance(rt, BoundRun):
             rt.bind(x)
             times, warm, _ = time_runs(lambda _: rt.run_bound(), x, spec.min_time_s,
                                        spec.min_iters, spec.warmup, spec.max_time_s)
@@ -170,7 +162,8 @@ def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
             # tens of minutes for a full eval set: give it a time budget and say how many it saw.
             limit = max(spec.batch, int(EVAL_BUDGET_S * 1000.0 / max(latency.median, 1e-6)) * spec.batch)
             top1, top5, n_eval, n_total = evaluate(rt.run, spec.eval_tensors, spec.batch, record.num_classes,
-                                                   getattr(rt, "run_all", None), limit=limit)
+                                                   rt.run_all if isinstance(rt, BatchedEval) else None,
+                                                   limit=limit)
             if n_eval < n_total:
                 flags.append(f"accuracy on {n_eval} of {n_total} eval images only (evenly spaced subset; "
                              f"eval time budget {EVAL_BUDGET_S:.0f} s at this latency)")
@@ -253,7 +246,7 @@ def evaluate(run: Callable[[np.ndarray], np.ndarray], path: Path, batch: int,
 
 
 def jsonable_info(rt: Any) -> dict[str, Any]:
-    info = rt.info() if callable(getattr(rt, "info", None)) else {}
+    info = rt.info() if isinstance(rt, Describes) else {}
     # Runtimes may report versions as objects; the record keeps their text.
     return json.loads(json.dumps(to_jsonable(info), default=str))
 
@@ -274,7 +267,7 @@ def _test_hooks(runtime: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtimes.cell", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m runtimes.bench.cell", description=__doc__.split("\n")[0])
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--variant", required=True)
     p.add_argument("--format", required=True)
@@ -286,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--max-time", type=float, default=DEFAULT_MAX_TIME_S)
     p.add_argument("--eval-tensors", type=Path, default=None)
+    p.add_argument("--import", dest="imports", action="append", default=[])
     return p
 
 
@@ -293,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     _test_hooks(a.runtime)
     spec = CellSpec(a.run_dir, a.variant, a.format, a.runtime, a.batch, a.threads, a.min_time,
-                    a.min_iters, a.warmup, a.max_time, a.eval_tensors)
+                    a.min_iters, a.warmup, a.max_time, a.eval_tensors, tuple(a.imports))
     # Libraries may print to stdout; keep fd 1 for our one JSON line and send the rest to stderr.
     sys.stdout.flush()
     real_stdout = os.dup(1)

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtimes.artifact import (WeightsRecord, atomic_write_bytes, read_record, to_jsonable,
-                               write_json)
 from runtimes.errors import ArtifactError
+from runtimes.manifest import RUN_FILES, WeightsRecord
+from runtimes.records import atomic_write_bytes, read_record, to_jsonable, write_json
 
 RESULTS_SCHEMA_VERSION = 1
-RESULTS_NAME = "results.json"
-RESULTS_CSV_NAME = "results.csv"
+RESULTS_NAME = RUN_FILES.results
+RESULTS_CSV_NAME = RUN_FILES.results_csv
 
 
 class Status(str, enum.Enum):
@@ -108,6 +108,24 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class BenchSettings:
+    """How the cells were measured (what the report's method section states)."""
+
+    batches: list[int] = field(default_factory=list)
+    threads: int | None = None
+    runtimes: list[str] = field(default_factory=list)
+    min_time_s: float | None = None
+    min_iters: int | None = None
+    warmup: int | None = None
+    max_time_s: float | None = None
+    timeout_s: float | None = None
+    eval_tensors: str | None = None
+    variants: list[str] = field(default_factory=list)
+    io_binding: str | None = None  # how device-resident runtimes are timed
+    max_accuracy_drop: float | None = None  # the budget the report's recommendation applies
+
+
+@dataclass(frozen=True)
 class Results:
     schema_version: int
     created: str
@@ -116,7 +134,7 @@ class Results:
     weights: WeightsRecord
     environment: Environment
     command: str
-    settings: dict[str, Any]
+    settings: BenchSettings
     cells: list[Cell]
     notes: list[str] = field(default_factory=list)
 
@@ -137,7 +155,7 @@ def read_results(run_dir: Path) -> Results:
     path = run_dir / RESULTS_NAME
     if not path.is_file():
         raise ArtifactError(f"no {RESULTS_NAME} in {run_dir}: run the benchmark first")
-    return read_record(path, Results, "cells", RESULTS_SCHEMA_VERSION, "results")
+    return read_record(path, Results, "results", RESULTS_SCHEMA_VERSION, list_key="cells")
 
 
 CSV_COLUMNS = (

@@ -1,0 +1,1 @@
+"""The accuracy analyses: per-layer sensitivity and the sparsity × order sweep (records in ``records``)."""

@@ -1,0 +1,7 @@
+"""Variant builders, one module each, registered by name (see :mod:`exporter.builders.base`).
+
+Importing this package registers the built-in builders; a new builder is one
+module with a ``@register_builder`` class, plus its import here.
+"""
+
+from exporter.builders import budgeted, floating, peer, quantized  # noqa: F401

@@ -1,0 +1,104 @@
+"""What a variant builder is, what it returns, and the builder registry.
+
+A builder turns the loaded float model into one variant's eager module, by
+composing the steps of :mod:`exporter.quantize` and :mod:`exporter.prune`, and
+records what it did. It gets everything shared (the model, the calibration
+images, cached calibrations, the eval set) from a :class:`BuildContext`
+(implemented by :class:`exporter.recipe.Recipe`), and its own typed parameters
+from the variant's record. This module imports no builder, so builders import
+it and it imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol
+
+import onnx
+import torch
+from torch import nn
+
+from exporter.evaluation import EvalSet
+from exporter.models import LoadedModel
+from exporter.options import CompressionOptions
+from exporter.progress import Reporter
+from runtimes.errors import BadInputError
+from runtimes.manifest import PruneRecord, QuantRecord, SparsityRecord
+
+
+@dataclass(frozen=True)
+class BuilderParams:
+    """A builder's parameters; every builder's params say whether the variant is pruned."""
+
+    prune: bool = False
+
+    def compare_with(self) -> str | None:
+        """The variant whose eager model this one is compared with; None: its own."""
+        return None
+
+    def order_matters(self) -> bool:
+        """Whether ``--order`` (prune before or after the precision change) applies."""
+        return False
+
+
+@dataclass
+class BuiltVariant:
+    model: nn.Module  # final eager module (float32 interface): the reference, TorchScript and ONNX source
+    quant: QuantRecord
+    pruning: PruneRecord
+    sparsity: SparsityRecord
+    params: int
+    nonzero_params: int
+    decisions: dict[str, Any] = field(default_factory=dict)
+    # The module ONNX is exported from, when it is not ``model`` (FP16: its exact FP32 copy,
+    # converted after export by ONNX Runtime's float16 tool), and the passes applied to the
+    # exported graph in order.
+    onnx_source: nn.Module | None = None
+    onnx_passes: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = ()
+
+
+class BuildContext(Protocol):
+    """What every builder may use; :class:`exporter.recipe.Recipe` implements it."""
+
+    loaded: LoadedModel
+    calib_images: torch.Tensor
+    calib_source: str  # "synthetic" or the calibration folder
+    eval_set: EvalSet | None
+    max_accuracy_drop: float
+    reporter: Reporter
+
+    def quant_record(self, keep: tuple[str, ...]) -> QuantRecord: ...
+
+    def pruned_float(self, opts: CompressionOptions) -> nn.Module: ...
+
+    def calibrated(self, pruned_first: bool, opts: CompressionOptions) -> nn.Module: ...
+
+    def build_named(self, variant: str, opts: CompressionOptions) -> BuiltVariant: ...
+
+
+class Builder(Protocol):
+    name: ClassVar[str]
+    params_type: ClassVar[type[BuilderParams]]
+    quantizes: ClassVar[bool]  # needs the model's INT8 lane
+    needs_eval: ClassVar[bool]  # needs labelled eval data (an accuracy budget)
+    sweepable: ClassVar[bool]  # a sparsity sweep may build it at any sparsity
+
+    def build(self, ctx: BuildContext, params: BuilderParams, opts: CompressionOptions) -> BuiltVariant: ...
+
+
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_builder(cls: type) -> type:
+    """Class decorator: register one instance of a builder under its name."""
+    if cls.name in _BUILDERS:
+        raise ValueError(f"builder {cls.name!r} registered twice")
+    _BUILDERS[cls.name] = cls()
+    return cls
+
+
+def get_builder(name: str) -> Builder:
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        raise BadInputError(f"unknown builder {name!r}; registered: {', '.join(_BUILDERS)}") from None

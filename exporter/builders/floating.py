@@ -1,0 +1,66 @@
+"""Float variants: FP32 and FP16 (float32 I/O), optionally L1-pruned."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from exporter import prune
+from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
+from exporter.formats.onnx import to_float16
+from exporter.options import CompressionOptions
+from runtimes.manifest import PruneRecord, QuantRecord
+from runtimes.modules import Float32IO
+
+PRUNE_METHOD = "l1-unstructured"
+
+
+@dataclass(frozen=True)
+class FloatParams(BuilderParams):
+    half: bool = False  # cast to float16 (compute), keeping a float32 interface
+
+    def order_matters(self) -> bool:
+        return self.half and self.prune
+
+
+def prune_record(prune_it: bool, opts: CompressionOptions, order: str | None) -> PruneRecord:
+    if not prune_it:
+        return PruneRecord(method=None, scope=None, order=None, requested=0.0)
+    return PruneRecord(method=PRUNE_METHOD if opts.sparsity > 0 else None, scope=opts.scope.value,
+                       order=order, requested=opts.sparsity)
+
+
+def finish(model: torch.nn.Module, quant: QuantRecord, pruning: PruneRecord, **extra) -> BuiltVariant:
+    """Measure what was built (sparsity from the stored weights, parameter counts) into its record."""
+    model.eval()
+    sparsity = prune.measure_sparsity(model, pruning.requested)
+    params, nonzero = prune.count_params(model)
+    return BuiltVariant(model, quant, pruning, sparsity, params, nonzero, **extra)
+
+
+@register_builder
+class FloatBuilder:
+    name = "float"
+    params_type = FloatParams
+    quantizes = False
+    needs_eval = False
+    sweepable = True
+
+    def build(self, ctx: BuildContext, params: FloatParams, opts: CompressionOptions) -> BuiltVariant:
+        model = copy.deepcopy(ctx.loaded.model)
+        if params.half:
+            model = model.half()
+        if params.prune:
+            prune.prune_model(model, opts.sparsity, opts.scope.value)
+        extra = {}
+        if params.half:
+            model = Float32IO(model, torch.float16)
+            # ONNX is exported from the exact FP32 copy (fp16 -> fp32 is lossless) and converted
+            # by ONNX Runtime's float16 tool, which keeps float32 I/O.
+            extra = dict(onnx_source=copy.deepcopy(model.inner).float().eval(), onnx_passes=(to_float16,))
+        # Order is meaningful for FP16 (prune before or after the cast); FP32 has none.
+        order = opts.order.value if params.half else None
+        return finish(model, QuantRecord(backend=None, scheme=None), prune_record(params.prune, opts, order),
+                      **extra)

@@ -1,0 +1,53 @@
+"""INT8 variants (eager-mode static PTQ): fuse → prepare → calibrate → convert, pruned in either order.
+
+Quantize-then-prune prunes the INT8 weights themselves (pruned integers set to
+the zero point, scales and zero points untouched); prune-then-quantize prunes the
+float weights and calibrates the pruned network. ``classifier_float`` keeps the
+model's classifier (found from the model) in FP32: the ``mixed`` variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from exporter import prune, quantize
+from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
+from exporter.builders.floating import finish, prune_record
+from exporter.options import CompressionOptions
+from runtimes import structure
+from runtimes.manifest import PruneOrder
+
+
+@dataclass(frozen=True)
+class QuantParams(BuilderParams):
+    classifier_float: bool = False  # keep the classifier layer in FP32
+
+    def order_matters(self) -> bool:
+        return self.prune
+
+
+def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: CompressionOptions) -> BuiltVariant:
+    """The INT8 model with the ``keep`` layers in FP32, pruned at ``opts`` when ``prune_it``."""
+    prune_first = prune_it and opts.order == PruneOrder.PRUNE_THEN_QUANTIZE and opts.sparsity > 0
+    prepared = ctx.calibrated(prune_first, opts)
+    if keep:
+        prepared = quantize.with_float_layers(prepared, keep)
+    model: nn.Module = quantize.convert(prepared)
+    if prune_it and not prune_first and opts.sparsity > 0:
+        prune.prune_model(model, opts.sparsity, opts.scope.value)
+    return finish(model, ctx.quant_record(keep), prune_record(prune_it, opts, opts.order.value))
+
+
+@register_builder
+class Int8Builder:
+    name = "int8"
+    params_type = QuantParams
+    quantizes = True
+    needs_eval = False
+    sweepable = True
+
+    def build(self, ctx: BuildContext, params: QuantParams, opts: CompressionOptions) -> BuiltVariant:
+        keep = (structure.classifier_name(ctx.loaded.model),) if params.classifier_float else ()
+        return build_int8(ctx, keep, params.prune, opts)

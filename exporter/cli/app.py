@@ -1,0 +1,83 @@
+"""The typer app, its consoles, and the one place library errors become a line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shlex
+import sys
+import time
+from typing import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from runtimes.errors import ShrinkwrapError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Compress torchvision CNNs, export TorchScript + ONNX, gate on parity, benchmark runtimes.")
+# Tables are wide; when output is not a terminal rich would squeeze them into 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(stderr=True, width=_WIDTH)
+out_console = Console(width=_WIDTH)
+
+
+def command_line() -> str:
+    return "shrinkwrap " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cli_errors(fn: Callable) -> Callable:
+    """Map the library's exceptions to one line on stderr and the exception's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ShrinkwrapError as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            console.print("[bold red]error:[/] interrupted; nothing partial was published")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # an internal failure, not bad input
+            if os.environ.get("SHRINKWRAP_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
+                          "(set SHRINKWRAP_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def say(msg: str) -> None:
+    console.print(f"[cyan]•[/] {msg}", highlight=False, soft_wrap=True)
+
+
+class RichReporter:
+    """The library's :class:`~exporter.progress.Reporter`, on the terminal: lines and progress bars."""
+
+    def say(self, message: str) -> None:
+        say(message)
+
+    @contextlib.contextmanager
+    def task(self, label: str) -> Iterator[Callable[..., None]]:
+        t0 = time.perf_counter()
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                      transient=False) as bar:
+            task = bar.add_task(label, total=None, rate="")
+
+            def update(done: int, total: int | None, item: str = "") -> None:
+                rate = f"{done / max(time.perf_counter() - t0, 1e-9):.1f}/s"
+                bar.update(task, completed=done, total=total, description=item or label, rate=rate)
+
+            yield update
+
+
+REPORTER = RichReporter()

@@ -1,0 +1,64 @@
+"""``verify`` and ``parity``: is every file what the manifest says, and does every artifact compute what its eager model does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from exporter.cli.app import REPORTER, app, cli_errors, out_console
+from exporter.cli.options import Json, ParityImages, RunDir, Tolerance, parity_options
+from exporter.options import ParityOptions
+
+
+@app.command()
+@cli_errors
+def verify(run_dir: RunDir) -> None:
+    """Re-hash every file the manifest names; exit non-zero on a missing, modified or foreign file."""
+    from runtimes.errors import ArtifactError
+    from runtimes.manifest import read_manifest, verify_run_dir
+
+    problems = verify_run_dir(run_dir)
+    if problems:
+        raise ArtifactError(f"{run_dir}: " + ", ".join(f"{p.path} {p.problem}" for p in problems))
+    m = read_manifest(run_dir)
+    out_console.print(f"ok: {len(m.artifacts)} artifacts and {len(m.references)} references match their sha256")
+
+
+@app.command()
+@cli_errors
+def parity(
+    run_dir: RunDir,
+    data: Annotated[Optional[Path], typer.Option(help="ImageFolder of real images (default: synthetic)")] = None,
+    images: ParityImages = ParityOptions.images,
+    tolerance: Tolerance = None,
+    as_json: Json = False,
+) -> None:
+    """Compare every artifact with its eager model; exit non-zero on any tolerance violation."""
+    show_parity(run_dir, parity_options(images, tolerance, data), as_json)
+
+
+def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool) -> None:
+    """Run the gate, print its table (or JSON), and fail with exit 4 on any violation."""
+    from exporter.parity_gate import require_parity, run_parity
+    from runtimes.records import to_jsonable
+
+    results = run_parity(run_dir, opts, reporter=REPORTER)
+    if as_json:
+        out_console.print_json(json.dumps(to_jsonable(results)))
+    else:
+        print_parity(results)
+    require_parity(results)
+
+
+def print_parity(results: list) -> None:
+    table = Table("variant", "format", "runtime", "max abs", "cosine", "SQNR dB", "top-1 agr.", "top-5 ovl.",
+                  "result", title="parity vs eager")
+    for r in results:
+        table.add_row(r.variant, r.format, r.runtime, f"{r.max_abs_error:.3g}", f"{r.cosine:.6f}",
+                      f"{r.sqnr_db:.1f}", f"{r.top1_agreement:.3f}", f"{r.top5_overlap:.3f}",
+                      "[green]pass[/]" if r.passed else "[red]FAIL: " + "; ".join(r.violations) + "[/]")
+    out_console.print(table)

@@ -1,0 +1,51 @@
+"""``export``: build the variants, write TorchScript + ONNX + manifest, then the parity gate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from exporter.cli.app import REPORTER, app, cli_errors, command_line
+from exporter.cli.check import show_parity
+from exporter.cli.options import (EXPORT_VARIANTS, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
+                                  InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
+                                  Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
+from exporter.export import ExportOptions
+from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, ParityOptions
+
+
+@app.command("export")
+@cli_errors
+def export_command(
+    out: Out = ExportOptions.out,
+    model: Model = ModelOptions.model,
+    weights: Weights = ModelOptions.weights,
+    variants_csv: VariantsOpt = EXPORT_VARIANTS,
+    sparsity: Sparsity = CompressionOptions.sparsity,
+    prune_scope: Scope = CompressionOptions.scope,
+    order: Order = CompressionOptions.order,
+    calib_data: CalibData = CalibrationOptions.data,
+    calib_images: CalibImages = CalibrationOptions.images,
+    calib_method: CalibMethodOpt = CalibrationOptions.method,
+    resize: Resize = None,
+    input_size: InputSize = None,
+    mean: Mean = None,
+    std: Std = None,
+    parity_images: ParityImages = ParityOptions.images,
+    tolerance: Tolerance = None,
+    skip_parity: Annotated[bool, typer.Option(help="do not run the parity gate after exporting")] = False,
+    eval_data: EvalData = EvalOptions.data,
+    eval_images: EvalImages = EvalOptions.images,
+    max_accuracy_drop: MaxDrop = EvalOptions.max_accuracy_drop,
+) -> None:
+    """Compress the model into the variants, write TorchScript + ONNX + manifest, then check parity."""
+    from exporter.export import export
+
+    opts = export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
+                          calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
+                          max_accuracy_drop, command_line())
+    parity = parity_options(parity_images, tolerance, calib_data)
+    export(opts, REPORTER)
+    if not skip_parity:
+        show_parity(out, parity, as_json=False)

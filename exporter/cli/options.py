@@ -1,0 +1,123 @@
+"""The command-line options: typer types, each default taken from its option record (written once there).
+
+Each ``*_options`` function turns a command's flags into the library's frozen
+option records, which validate themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from exporter.analysis.commands import AnalysisOptions
+from exporter.export import ExportOptions
+from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
+                              ParityOptions, PreprocessOptions)
+from exporter.variants import default_variants
+from runtimes.bench.options import BenchOptions
+from runtimes.errors import BadInputError
+from runtimes.manifest import CalibMethod, PruneOrder, PruneScope
+
+EXPORT_VARIANTS = ",".join(default_variants(with_peers=False))
+RUN_VARIANTS = ",".join(default_variants(with_peers=True))
+
+Out = Annotated[Path, typer.Option(help="run directory to write")]
+Model = Annotated[str, typer.Option(help="torchvision classifier (see `shrinkwrap models`)")]
+Weights = Annotated[str, typer.Option(help="imagenet (torchvision's ImageNet weights), random (UNTRAINED), "
+                                           "or a path to a state_dict / checkpoint (loaded weights_only)")]
+VariantsOpt = Annotated[str, typer.Option("--variants", help="comma-separated variant names "
+                                                            "(see `shrinkwrap variants`)")]
+Sparsity = Annotated[float, typer.Option(help="fraction of prunable weights set to zero, 0 <= S < 1")]
+Scope = Annotated[PruneScope, typer.Option("--prune-scope", help="one threshold for all layers, or per layer")]
+Order = Annotated[PruneOrder, typer.Option(help="prune the INT8 weights after quantizing, or the float "
+                                                "weights before")]
+CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory for calibration "
+                                                        "(default: synthetic inputs)")]
+CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
+CalibMethodOpt = Annotated[CalibMethod, typer.Option(help="activation observer")]
+Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
+InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
+Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
+Std = Annotated[Optional[str], typer.Option(help="normalization std, e.g. 0.229,0.224,0.225")]
+ParityImages = Annotated[int, typer.Option(help="inputs used by the parity check")]
+Tolerance = Annotated[Optional[list[str]], typer.Option("--tolerance", help="override a parity tolerance, "
+                                                        "e.g. int8.cosine=0.995 (repeatable)")]
+Runtimes = Annotated[Optional[str], typer.Option(help="comma-separated runtimes (default: all; see "
+                                                      "`shrinkwrap runtimes`)")]
+Batch = Annotated[str, typer.Option(help="comma-separated batch sizes")]
+Threads = Annotated[Optional[int], typer.Option(help="intra-op threads for every runtime (recorded)")]
+Timeout = Annotated[float, typer.Option(help="per-cell timeout in seconds")]
+MinTime = Annotated[float, typer.Option(help="minimum timed seconds per cell")]
+MinIters = Annotated[int, typer.Option(help="minimum timed iterations per cell")]
+EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
+EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
+MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
+Json = Annotated[bool, typer.Option("--json", help="print the records as JSON on stdout")]
+RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
+
+DEFAULT_BATCH = ",".join(map(str, BenchOptions.batches))
+
+
+def parse_ints(csv: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in csv.split(",") if v.strip())
+    except ValueError:
+        raise BadInputError(f"{what} must be comma-separated integers, got {csv!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise BadInputError(f"{what} must be positive integers, got {csv!r}")
+    return vals
+
+
+def parse_floats(csv: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in csv.split(",") if v.strip())
+    except ValueError:
+        raise BadInputError(f"{what} must be comma-separated numbers, got {csv!r}") from None
+
+
+def parse_triple(csv: str | None, what: str) -> tuple[float, float, float] | None:
+    if csv is None:
+        return None
+    vals = parse_floats(csv, what)
+    if len(vals) != 3:
+        raise BadInputError(f"{what} must be three comma-separated numbers, got {csv!r}")
+    return vals  # type: ignore[return-value]
+
+
+def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
+    return PreprocessOptions(resize, input_size, parse_triple(mean, "--mean"), parse_triple(std, "--std"))
+
+
+def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
+                   calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
+                   command) -> ExportOptions:
+    # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
+    compression = CompressionOptions(sparsity, prune_scope, order)
+    return ExportOptions(
+        out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
+        compression=compression,
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method),
+        preprocess=preprocess_options(resize, input_size, mean, std),
+        evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command)
+
+
+def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
+                     resize, input_size, mean, std, eval_data, eval_images) -> AnalysisOptions:
+    return AnalysisOptions(
+        out=out, model=ModelOptions(model, weights), compression=CompressionOptions(sparsity, prune_scope),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method),
+        preprocess=preprocess_options(resize, input_size, mean, std),
+        evaluation=EvalOptions(eval_data, eval_images))
+
+
+def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop) -> BenchOptions:
+    names = tuple(r.strip() for r in runtimes.split(",") if r.strip()) if runtimes else None
+    return BenchOptions(runtimes=names, batches=parse_ints(batch, "--batch"), threads=threads,
+                        min_time_s=min_time, min_iters=min_iters, timeout_s=timeout,
+                        max_accuracy_drop=max_accuracy_drop)
+
+
+def parity_options(images, tolerance, data) -> ParityOptions:
+    return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data)

@@ -1,0 +1,56 @@
+"""``run``: export → parity → bench → report, in one command."""
+
+from __future__ import annotations
+
+from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
+from exporter.cli.check import print_parity
+from exporter.cli.options import (DEFAULT_BATCH, RUN_VARIANTS, Batch, CalibData, CalibImages, CalibMethodOpt,
+                                  EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, MinTime, Model, Order,
+                                  Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
+                                  Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
+from exporter.export import ExportOptions
+from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, ParityOptions
+from runtimes.bench.options import BenchOptions
+
+
+@app.command()
+@cli_errors
+def run(
+    out: Out = ExportOptions.out,
+    model: Model = ModelOptions.model,
+    weights: Weights = ModelOptions.weights,
+    variants_csv: VariantsOpt = RUN_VARIANTS,
+    sparsity: Sparsity = CompressionOptions.sparsity,
+    prune_scope: Scope = CompressionOptions.scope,
+    order: Order = CompressionOptions.order,
+    calib_data: CalibData = CalibrationOptions.data,
+    calib_images: CalibImages = CalibrationOptions.images,
+    calib_method: CalibMethodOpt = CalibrationOptions.method,
+    resize: Resize = None,
+    input_size: InputSize = None,
+    mean: Mean = None,
+    std: Std = None,
+    parity_images: ParityImages = ParityOptions.images,
+    tolerance: Tolerance = None,
+    runtimes: Runtimes = None,
+    batch: Batch = DEFAULT_BATCH,
+    threads: Threads = BenchOptions.threads,
+    min_time: MinTime = BenchOptions.min_time_s,
+    min_iters: MinIters = BenchOptions.min_iters,
+    timeout: Timeout = BenchOptions.timeout_s,
+    eval_data: EvalData = EvalOptions.data,
+    eval_images: EvalImages = EvalOptions.images,
+    max_accuracy_drop: MaxDrop = EvalOptions.max_accuracy_drop,
+) -> None:
+    """Export, parity, bench and report in one command."""
+    from exporter.pipeline import RunOptions, run as run_pipeline
+
+    # Every option is validated here, before minutes of export (a bad runtime name included).
+    opts = RunOptions(
+        export=export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
+                              calib_images, calib_method, resize, input_size, mean, std, eval_data,
+                              eval_images, max_accuracy_drop, command_line()),
+        parity=parity_options(parity_images, tolerance, calib_data),
+        bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop))
+    outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
+    out_console.print(f"wrote {outcome.report}")

@@ -1,0 +1,120 @@
+"""The option groups of every command: frozen records, validated once, holding every default.
+
+The CLI turns its flags into these records and calls the library with them; a
+library user builds them directly. Each record validates itself on
+construction (raising :class:`~runtimes.errors.BadInputError`), so nothing
+downstream re-checks a value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.image_folder import list_image_folder
+from runtimes.bench.options import BenchOptions
+from runtimes.errors import BadInputError
+from runtimes.manifest import CalibMethod, PruneOrder, PruneScope
+
+# The accuracy budget (top-1 points below FP32) has one default, the benchmark's.
+DEFAULT_MAX_ACCURACY_DROP = BenchOptions.max_accuracy_drop
+
+
+def check_sparsity(sparsity: float, what: str = "--sparsity") -> float:
+    """The one check of a sparsity: a fraction of weights set to zero, 0 <= S < 1."""
+    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
+        raise BadInputError(f"{what} must be in [0, 1), got {sparsity}")
+    return float(sparsity)
+
+
+def _positive(value: int | None, what: str) -> None:
+    if value is not None and (not isinstance(value, int) or value <= 0):
+        raise BadInputError(f"{what} must be positive, got {value}")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    model: str = "resnet18"
+    weights: str = "imagenet"  # imagenet | random | a path to a state_dict or checkpoint
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """Overrides of the weights' own preprocessing (None = the weights' own)."""
+
+    resize: int | None = None
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _positive(self.resize, "--resize")
+        _positive(self.input_size, "--input-size")
+        for what, vals in (("--mean", self.mean), ("--std", self.std)):
+            if vals is not None and (len(vals) != 3 or not all(math.isfinite(v) for v in vals)):
+                raise BadInputError(f"{what} must be three finite numbers, got {vals}")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise BadInputError(f"--std values must be positive, got {self.std}")
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    data: Path | None = None  # ImageFolder; None = synthetic inputs
+    images: int = 256  # deterministic subset size
+    method: CalibMethod = CalibMethod.HISTOGRAM
+    batch: int = 32
+
+    def __post_init__(self) -> None:
+        _positive(self.images, "--calib-images")
+        _positive(self.batch, "calibration batch")
+        if self.data is not None:
+            _require_images(self.data, "--calib-data")
+
+
+@dataclass(frozen=True)
+class CompressionOptions:
+    sparsity: float = 0.5
+    scope: PruneScope = PruneScope.GLOBAL
+    order: PruneOrder = PruneOrder.QUANTIZE_THEN_PRUNE
+
+    def __post_init__(self) -> None:
+        check_sparsity(self.sparsity)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    data: Path | None = None  # labelled ImageFolder
+    images: int | None = None  # deterministic subset
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+
+    def __post_init__(self) -> None:
+        _positive(self.images, "--eval-images")
+        if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
+            raise BadInputError(f"--max-accuracy-drop must be a number >= 0, got {self.max_accuracy_drop}")
+        if self.data is not None:
+            _require_images(self.data, "--eval-data")
+
+
+@dataclass(frozen=True)
+class ParityOptions:
+    images: int = 16
+    tolerance: tuple[str, ...] = ()  # overrides, e.g. ("int8.cosine=0.995",)
+    data: Path | None = None  # real images; None = synthetic (export and run use --calib-data)
+
+    def __post_init__(self) -> None:
+        from runtimes.parity import parse_tolerance_overrides
+
+        _positive(self.images, "--parity-images")
+        parse_tolerance_overrides(self.tolerance)  # fail now, not after the export
+
+    def tolerances(self):
+        from runtimes.parity import parse_tolerance_overrides
+
+        return parse_tolerance_overrides(self.tolerance)
+
+
+def _require_images(folder: Path, flag: str) -> None:
+    _, samples, _ = list_image_folder(folder)
+    if not samples:
+        raise BadInputError(f"{flag} {folder} holds no image files")

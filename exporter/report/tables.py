@@ -1,0 +1,158 @@
+"""The report's header, method and per-device latency/size/accuracy tables."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from exporter.report.context import ReportContext, devices, format_order, runtime_order, table_groups
+from exporter.report.sections import register_section
+from runtimes.bench.grid import not_applicable
+from runtimes.bench.results import Cell, Status
+
+
+@register_section("header", order=10)
+def header(ctx: ReportContext) -> str:
+    r, env = ctx.results, ctx.results.environment
+    w = r.weights
+    weights = w.label
+    if not w.trained:
+        weights = f"**⚠ UNTRAINED (random weights): accuracy is meaningless.** {w.label}"
+    threads = env.threads if env.threads is not None else f"runtime default ({env.cores_logical} logical cores)"
+    gpu = "none" if env.gpu_name == "none" else f"{env.gpu_name} (driver {env.gpu_driver})"
+    versions = ", ".join(f"{k} {v}" for k, v in env.versions.items())
+    lines = [
+        f"# shrinkwrap benchmark: {r.model}", "",
+        f"- **Weights:** {weights}",
+        f"- **Command:** `{r.command or 'n/a'}`",
+        f"- **Created:** {r.created}", "",
+        "## Environment", "",
+        f"- **CPU:** {env.cpu_model}; {env.cores_logical} logical / "
+        f"{env.cores_physical if env.cores_physical is not None else '?'} physical cores",
+        f"- **ISA flags:** {', '.join(env.cpu_flags) or 'none of the relevant ones'}",
+        f"- **Threads:** {threads}",
+        f"- **GPU:** {gpu}; CUDA (torch build) {env.cuda_version}",
+        f"- **Versions:** {versions}",
+        f"- **Platform:** {env.platform}",
+    ]
+    return "\n".join(lines)
+
+
+def _setting(value: object) -> str:
+    return "?" if value is None else str(value)
+
+
+@register_section("method", order=20)
+def method(ctx: ReportContext) -> str:
+    s = ctx.results.settings
+    lines = [
+        "## Method", "",
+        "- Every cell (artifact × runtime × batch) runs in its own fresh subprocess, under a "
+        f"timeout of {_setting(s.timeout_s)} s.",
+        f"- {_setting(s.warmup)} untimed warm-up runs, then timed runs until both "
+        f"{_setting(s.min_time_s)} s and {_setting(s.min_iters)} iterations are reached "
+        f"(capped at {_setting(s.max_time_s)} s per cell; the iteration count is recorded).",
+        "- Input: a seeded random float32 batch, identical for every runtime; latency is per batch.",
+        f"- {s.io_binding or 'ort-cuda is timed with IO binding (host↔device copies excluded).'}",
+        "- libtorch-cpp is timed inside the C++ process; its start-up is not measured.",
+    ]
+    lines += [f"- {n}" for n in ctx.results.notes]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- per-device tables
+
+class Footnotes:
+    """Numbered notes under a table; identical texts share one number."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, int] = {}
+
+    def mark(self, text: str) -> str:
+        return f"[{self.items.setdefault(text, len(self.items) + 1)}]"
+
+    def render(self) -> list[str]:
+        return [f"{i}. {text}" for text, i in self.items.items()]
+
+
+def ms(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def pct_range(values: list[float]) -> str:
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if hi - lo < 0.005 else f"{lo:.2f}–{hi:.2f}"
+
+
+def latency_text(c: Cell | None, notes: Footnotes) -> str:
+    if c is None:
+        return ""
+    if not_applicable(c):
+        return "—"
+    if c.status is Status.SKIPPED:
+        return f"skipped {notes.mark(f'skipped: {c.reason}')}"
+    if c.status is Status.ERROR:
+        return f"error {notes.mark(f'error ({c.runtime}, batch {c.batch}): {c.reason}')}"
+    text = f"{ms(c.latency_ms.median)} <sub>p90 {ms(c.latency_ms.p90)}</sub>"
+    if c.flags:
+        text = "⚠ " + text + " " + "".join(notes.mark(f"⚠ {f}") for f in c.flags)
+    return text
+
+
+def device_section(cells: Sequence[Cell], device: str) -> str:
+    dev = [c for c in cells if c.device == device]
+    if not dev:
+        return ""
+    title = f"## {device.upper()}"
+    if all(c.status is Status.SKIPPED for c in dev):
+        real = [c for c in dev if not not_applicable(c)]
+        reasons = dict.fromkeys(c.reason for c in real)
+        return "\n".join([title, "", f"All {len(real)} {device.upper()} cells were skipped:", "",
+                          *(f"- {r}" for r in reasons)])
+    runtimes = runtime_order(dev)
+    with_acc = any(c.top1 is not None for c in dev)
+    parts = [title, "Median latency per batch in ms (p90 in small text); — = the runtime does "
+                    "not run this format; ⚠ = flagged, see the notes."]
+    for name, variants in table_groups(dev):
+        table = _table(name, [c for c in dev if c.variant in variants], variants, runtimes, with_acc)
+        if table:
+            parts.append(table)
+    return "\n\n".join(parts)
+
+
+def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: list[str],
+           with_acc: bool) -> str:
+    if not cells:
+        return ""
+    notes = Footnotes()
+    head = ["Variant", "Format", "Batch", *runtimes, "img/s (best)", "Size MB",
+            "zstd MB", "Sparsity", *(("Top-1 %", "Top-5 %") if with_acc else ())]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for v in variants:
+        for f in format_order(cells):
+            for b in sorted({c.batch for c in cells}):
+                row = [c for c in cells if (c.variant, c.format, c.batch) == (v, f, b)]
+                if not row or all(not_applicable(c) for c in row):
+                    continue
+                by_rt = {c.runtime: c for c in row}
+                ok = [c for c in row if c.ok]
+                size = next((c.size for c in row if c.size is not None), None)
+                vals = [v, f, str(b), *(latency_text(by_rt.get(r), notes) for r in runtimes),
+                        f"{max(c.throughput for c in ok):.1f}" if ok else "",
+                        f"{size.bytes / 1e6:.2f}" if size else "",
+                        f"{size.compressed_bytes / 1e6:.2f}" if size else "",
+                        f"{size.sparsity * 100:.1f}%" if size else ""]
+                if with_acc:
+                    vals += [pct_range([c.top1 for c in ok if c.top1 is not None]),
+                             pct_range([c.top5 for c in ok if c.top5 is not None])]
+                lines.append("| " + " | ".join(vals) + " |")
+    if notes.items:
+        lines += ["", *notes.render()]
+    return "\n".join(lines)
+
+
+@register_section("devices", order=30)
+def device_tables(ctx: ReportContext) -> str:
+    return "\n\n".join(s for s in (device_section(ctx.cells, d).strip() for d in devices(ctx.cells)) if s)

@@ -1,0 +1,151 @@
+"""The benchmark sweep: every artifact × runtime × batch of the grid, one subprocess per cell.
+
+Each cell runs ``python -m runtimes.bench.cell`` under a timeout; a hang, a crash
+or a runtime that cannot run here becomes an ``error``/``skipped`` cell with a
+reason and the sweep goes on, so ``results.json`` never has silent gaps.
+Pathological cells are flagged from the data (:mod:`runtimes.bench.flags`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import runtimes
+from runtimes import registry
+from runtimes.bench import grid
+from runtimes.bench.cell import CellSpec
+from runtimes.bench.environment import collect_environment
+from runtimes.bench.flags import flag_cells, share_accuracy
+from runtimes.bench.options import BenchOptions
+from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Results, SizeRecord,
+                                    Status, write_results)
+from runtimes.bench.sizes import ZSTD_LEVEL, size_record
+from runtimes.errors import BadInputError
+from runtimes.manifest import require_verified
+from runtimes.records import from_jsonable
+
+Progress = Callable[[int, int, Cell], None]
+
+IO_BINDING_NOTE = ("ort-cuda is timed with IO binding: input and output stay on the GPU, so "
+                   "host<->device copies are excluded")
+
+
+def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path | None = None,
+          progress: Progress | None = None, command: str = "") -> Results:
+    """Run the sweep over ``run_dir`` and write ``results.json`` + ``results.csv`` there."""
+    run_dir = Path(run_dir)
+    if eval_tensors is not None and not Path(eval_tensors).is_file():
+        raise BadInputError(f"eval tensors not found: {eval_tensors}")
+    specs = [registry.get_spec(n) for n in opts.runtime_names()]
+    manifest = require_verified(run_dir)
+    chosen = grid.choose_variants(manifest, opts.variants)
+    entries = grid.plan(manifest, specs, chosen)
+    batches = list(opts.batches)
+
+    env = collect_environment(opts.threads)
+    child_env = _child_env(opts.threads)
+    sizes: dict[str, SizeRecord] = {}
+    total = len(entries) * len(batches)
+    cells: list[Cell] = []
+    for entry in entries:
+        rec = entry.record
+        size = sizes.get(rec.path) or sizes.setdefault(rec.path, size_record(run_dir, rec))
+        pre = grid.precheck(entry, opts.threads)
+        for batch in batches:
+            if pre is not None:
+                cell = dataclasses.replace(pre, batch=batch)
+            else:
+                # Accuracy does not depend on the batch size: measure it once, at the largest.
+                evaluate = eval_tensors is not None and batch == max(batches)
+                spec = CellSpec(run_dir.resolve(), rec.variant, rec.format, entry.runtime.name, batch,
+                                opts.threads, opts.min_time_s, opts.min_iters, opts.warmup,
+                                opts.max_time_s, Path(eval_tensors).resolve() if evaluate else None,
+                                imports=_plugin_modules(entry))
+                cell = spawn_cell(spec, opts.timeout_s, child_env, entry)
+            cell = dataclasses.replace(cell, size=size)
+            cells.append(cell)
+            if progress is not None:
+                progress(len(cells), total, cell)
+
+    results = Results(
+        schema_version=RESULTS_SCHEMA_VERSION,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        run_dir=str(run_dir), model=manifest.model, weights=manifest.weights, environment=env,
+        command=command,
+        settings=BenchSettings(
+            batches=batches, threads=opts.threads, runtimes=[s.name for s in specs],
+            min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup,
+            max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
+            eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
+            io_binding=IO_BINDING_NOTE, max_accuracy_drop=opts.max_accuracy_drop),
+        cells=flag_cells(share_accuracy(cells)),
+        notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
+               "accuracy: the last eval batch is run as is (smaller), not padded",
+               f"accuracy: measured once per artifact and runtime, at batch {max(batches)}; "
+               "the other batch rows of that pair show the same figures"],
+    )
+    write_results(run_dir, results)
+    return results
+
+
+def _plugin_modules(entry: grid.GridEntry) -> tuple[str, ...]:
+    """The module a non-built-in runtime was registered from, for the cell process to import."""
+    module = entry.runtime.cls.__module__
+    return () if module in registry.BUILTIN_MODULES else (module,)
+
+
+# ---------------------------------------------------------------- one cell
+
+def spawn_cell(spec: CellSpec, timeout_s: float, env: dict[str, str], entry: grid.GridEntry) -> Cell:
+    """Run one cell in a fresh interpreter; a timeout or crash becomes an ``error`` cell."""
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "runtimes.bench.cell", *spec.argv()]
+    # Own session, so a timeout kills the cell and anything it spawned (libtorch-cpp's binary).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        return _failed(entry, spec, f"timed out after {timeout_s:g} s", started)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if proc.returncode == 0 and lines:
+        try:
+            return from_jsonable(Cell, json.loads(lines[-1]))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return _failed(entry, spec, f"unreadable cell output: {grid.one_line(exc)}", started)
+    err_lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    last = err_lines[-1] if err_lines else "no output"
+    return _failed(entry, spec, f"cell process exited with status {proc.returncode}: {last}", started)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it finished between the timeout and the kill
+
+
+def _failed(entry: grid.GridEntry, spec: CellSpec, reason: str, started: float) -> Cell:
+    return Cell(**grid.base_cell(entry, spec.batch, spec.threads), status=Status.ERROR, reason=reason,
+                wall_s=time.perf_counter() - started)
+
+
+def _child_env(threads: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # The cell must import this very ``runtimes`` package, installed or not.
+    root = str(Path(runtimes.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
