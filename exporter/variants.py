@@ -72,6 +72,11 @@ def register_variant(spec: VariantSpec) -> VariantSpec:
     return spec
 
 
+def unregister_variant(name: str) -> None:
+    """Remove a registration (for tests that register a variant of their own)."""
+    _VARIANTS.pop(name, None)
+
+
 def get_variant(name: str) -> VariantSpec:
     try:
         return _VARIANTS[name]
@@ -124,10 +129,6 @@ def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool) -> N
         if needs_eval(spec) and not has_eval:
             raise BadInputError(f"the {spec.name} variant needs --eval-data (labelled images) "
                                 "to hold its accuracy budget")
-
-
-def variants_with_role(role: Role) -> list[str]:
-    return [v.name for v in _VARIANTS.values() if v.role is role]
 
 
 # ---------------------------------------------------------------- the built-in variants

@@ -17,6 +17,7 @@ _QUIET = (
     ".*must run observer before calling calculate_qparams.*",
     ".*TypedStorage is deprecated.*",
     ".*legacy TorchScript-based ONNX export.*",
+    ".*torch.jit.* is deprecated.*",
 )
 
 

@@ -123,6 +123,7 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes):
     name = "libtorch-cpp"
     device = CPU
     formats = (Format.TORCHSCRIPT,)
+    reference_for: tuple[str, ...] = ()  # torchscript is the reference for .pt files
     framework = "pytorch"
 
     def __init__(self, threads: int | None = None) -> None:

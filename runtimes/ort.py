@@ -89,6 +89,7 @@ class OrtRuntime(BoundRun, Describes):
     """ONNX Runtime with all graph optimizations; subclasses declare the device."""
 
     formats = (Format.ONNX,)
+    reference_for: tuple[str, ...] = ()
     framework = "onnxruntime"
 
     def __init__(self, threads: int | None = None) -> None:

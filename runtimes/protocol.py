@@ -53,6 +53,7 @@ class Support:
         return cls(False, reason)
 
 
+@runtime_checkable
 class Runtime(Protocol):
     """What every runtime is and does."""
 

@@ -40,6 +40,7 @@ class TorchRuntime(BoundRun, Describes):
     name: ClassVar[str]
     device: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
+    reference_for: ClassVar[tuple[str, ...]] = ()
     format_reason: ClassVar[str]  # why another format is refused
 
     def __init__(self, threads: int | None = None) -> None:

@@ -106,12 +106,13 @@ def test_an_untrained_model_fails_the_same_bar(dataset, tmp_path):
 def test_default_calibration_method_is_justified(dataset, capsys):
     """The default (histogram) against minmax on the trained model: logit SQNR vs FP32 and top-1."""
     from exporter.data import load_image_folder, make_preprocess
+    from exporter.options import PreprocessOptions
     from exporter.evaluation import accuracy, model_logits
     from exporter.models import IMAGENET_PREPROCESS, load_model
     from exporter.quantize import quantize_static
     from runtimes.metrics import sqnr_db
 
-    pre = make_preprocess(IMAGENET_PREPROCESS, 32, 32, "0.5,0.5,0.5", "0.25,0.25,0.25")
+    pre = make_preprocess(IMAGENET_PREPROCESS, PreprocessOptions(32, 32, trained.MEAN, trained.STD))
     calib = load_image_folder(dataset["train"], pre, limit=64).images
     val = load_image_folder(dataset["val"], pre)
     model = load_model("resnet18", str(dataset["ckpt"])).model

@@ -4,11 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
+from exporter.cli.options import preprocess_options
 from exporter.data import load_image_folder, make_preprocess, synthetic_images
+from exporter.options import PreprocessOptions
 from exporter.errors import BadInputError, DataError
 from exporter.models import IMAGENET_PREPROCESS
 
-PRE = make_preprocess(IMAGENET_PREPROCESS, resize=40, crop=32)
+PRE = make_preprocess(IMAGENET_PREPROCESS, PreprocessOptions(resize=40, input_size=32))
 
 
 def _img(mode: str, color):
@@ -67,10 +69,14 @@ def test_more_classes_than_outputs(mixed_folder):
 
 def test_bad_preprocess_options():
     with pytest.raises(BadInputError, match="--mean"):
-        make_preprocess(IMAGENET_PREPROCESS, mean="0.1,0.2")
+        preprocess_options(None, None, "0.1,0.2", None)
+    with pytest.raises(BadInputError, match="--std values must be positive"):
+        preprocess_options(None, None, None, "0.1,0,0.2")
+    with pytest.raises(BadInputError, match="--resize must be positive"):
+        preprocess_options(0, None, None, None)
     with pytest.raises(BadInputError, match="larger than --resize"):
-        make_preprocess(IMAGENET_PREPROCESS, resize=100, crop=200)
-    p = make_preprocess(IMAGENET_PREPROCESS, mean="0.5,0.5,0.5", std="0.25,0.25,0.25")
+        make_preprocess(IMAGENET_PREPROCESS, PreprocessOptions(resize=100, input_size=200))
+    p = make_preprocess(IMAGENET_PREPROCESS, preprocess_options(None, None, "0.5,0.5,0.5", "0.25,0.25,0.25"))
     assert p.mean == (0.5, 0.5, 0.5) and p.std == (0.25, 0.25, 0.25)
 
 

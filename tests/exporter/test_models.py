@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from exporter.errors import WeightsError
-from exporter.models import load_model
+from exporter.models import IMAGENET_PREPROCESS, load_model
 from runtimes.structure import build_float_model
 
 
@@ -98,3 +98,33 @@ def test_missing_file_and_unknown_model(tmp_path):
 def test_resnet50_builds():
     lm = load_model("resnet50", "random")
     assert lm.model.fc.in_features == 2048
+
+
+def test_registry_is_torchvisions_own():
+    import torchvision.models as tvm
+
+    from exporter.models import get_model_spec, model_specs
+
+    specs = {m.name: m for m in model_specs()}
+    assert set(specs) == set(tvm.list_models(module=tvm))
+    lanes = {n for n, m in specs.items() if m.quant_lane}
+    assert lanes == {n.removeprefix("quantized_") for n in tvm.list_models(module=tvm.quantization)}
+    assert "resnet18" in lanes and "wide_resnet50_2" not in lanes and "efficientnet_b0" not in lanes
+    # the default input size comes from the weights' own transforms
+    assert get_model_spec("inception_v3").preprocess.crop == 299
+    assert get_model_spec("resnet18").preprocess == IMAGENET_PREPROCESS
+    assert specs["mobilenet_v3_large"].family == "mobilenetv3"
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "squeezenet1_0"])
+def test_checkpoint_of_another_family_finds_its_classifier(arch, tmp_path):
+    """The classifier is found from the model (classifier.1 here), not the literal "fc"."""
+    m = build_float_model(arch, 5)
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    lm = load_model(arch, str(tmp_path / "w.pt"))
+    assert lm.num_classes == 5
+
+
+def test_unknown_model_lists_torchvisions():
+    with pytest.raises(WeightsError, match="unknown or unsupported model 'resnet19'.*resnet18"):
+        load_model("resnet19", "random")

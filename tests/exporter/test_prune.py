@@ -7,7 +7,7 @@ from torch import nn
 from exporter import prune, quantize
 from exporter.errors import BadInputError
 from runtimes import structure
-from runtimes.artifact import SparsityRecord
+from runtimes.manifest import SparsityRecord
 from runtimes.modules import Float32IO
 
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from runtimes import structure
-from runtimes.artifact import (ArtifactRecord, Format, InputSpec, Manifest, Precision, PruneRecord,
-                               QuantRecord, SparsityRecord, WeightsRecord, read_manifest,
-                               sha256_file, write_manifest)
+from runtimes.manifest import (ArtifactRecord, Format, InputSpec, Manifest, Precision, PruneRecord,
+                               QuantRecord, SparsityRecord, WeightsRecord, read_manifest, write_manifest)
+from runtimes.records import sha256_file
 
 ARCH, CLASSES, SIZE = "resnet18", 10, 64
 SPEC = InputSpec(shape=[-1, 3, SIZE, SIZE], dtype="float32", resize=73, crop=SIZE,

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from runtimes import libtorch_cpp, structure
-from runtimes.artifact import read_manifest
-from runtimes.base import RuntimeName, get_runtime
 from runtimes.errors import RuntimeUnavailable
+from runtimes.manifest import read_manifest
+from runtimes.registry import get_runtime
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -31,7 +31,7 @@ def _record(run_dir, path):
 
 
 def _torchscript_output(run_dir, path, x):
-    rt = get_runtime(RuntimeName.TORCHSCRIPT)
+    rt = get_runtime("torchscript")
     rt.load(run_dir, _record(run_dir, path))
     return rt.run(x)
 
@@ -46,7 +46,7 @@ def test_runner_is_built_and_cached(runner):
 @pytest.mark.parametrize("path,atol", [("fp32.pt", 1e-5), ("int8.pt", 0.0), ("fp16.pt", 1e-3)])
 def test_matches_torchscript_runtime(path, atol, runner, tiny_run_dir, tiny_inputs):
     x = tiny_inputs[:4]
-    rt = get_runtime(RuntimeName.LIBTORCH_CPP, 1)
+    rt = get_runtime("libtorch-cpp", 1)
     assert rt.supports(_record(tiny_run_dir, path)).ok
     rt.load(tiny_run_dir, _record(tiny_run_dir, path))
     times, out = rt.bench(x, min_time_ms=0, min_iters=3, warmup=1)
@@ -59,14 +59,14 @@ def test_matches_torchscript_runtime(path, atol, runner, tiny_run_dir, tiny_inpu
 
 
 def test_min_time_is_honoured(runner, tiny_run_dir, tiny_inputs):
-    rt = get_runtime(RuntimeName.LIBTORCH_CPP, 1)
+    rt = get_runtime("libtorch-cpp", 1)
     rt.load(tiny_run_dir, _record(tiny_run_dir, "int8.pt"))
     times, _ = rt.bench(tiny_inputs[:1], min_time_ms=150, min_iters=2, warmup=0)
     assert sum(times) >= 150 and len(times) >= 2
 
 
 def test_run_is_one_batch(runner, tiny_run_dir, tiny_inputs):
-    rt = get_runtime(RuntimeName.LIBTORCH_CPP)
+    rt = get_runtime("libtorch-cpp")
     rt.load(tiny_run_dir, _record(tiny_run_dir, "mixed.pt"))
     np.testing.assert_array_equal(rt.run(tiny_inputs[:2]),
                                   _torchscript_output(tiny_run_dir, "mixed.pt", tiny_inputs[:2]))
@@ -100,14 +100,14 @@ def test_runner_json_only_on_stdout(runner, tiny_run_dir, tmp_path, tiny_inputs)
 
 def test_onnx_is_not_supported(tiny_run_dir):
     rec = _record(tiny_run_dir, "fp32.onnx")
-    assert get_runtime(RuntimeName.LIBTORCH_CPP).supports(rec).reason == libtorch_cpp.ONLY_PT
+    assert get_runtime("libtorch-cpp").supports(rec).reason == libtorch_cpp.ONLY_PT
 
 
 def test_no_compiler(monkeypatch, tmp_path, tiny_run_dir):
     monkeypatch.setenv("SHRINKWRAP_CACHE", str(tmp_path))  # no cached binary here
     monkeypatch.setattr(libtorch_cpp, "COMPILER", "no-such-compiler-g++")
     monkeypatch.setattr(libtorch_cpp, "NO_COMPILER", "no C++ compiler: test")
-    support = get_runtime(RuntimeName.LIBTORCH_CPP).supports(_record(tiny_run_dir, "fp32.pt"))
+    support = get_runtime("libtorch-cpp").supports(_record(tiny_run_dir, "fp32.pt"))
     assert not support.ok and support.reason == "no C++ compiler: test"
     with pytest.raises(RuntimeUnavailable, match="no C\\+\\+ compiler"):
         libtorch_cpp.ensure_runner()

@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
+from exporter.parity_gate import require_parity
 from runtimes import parity
-from runtimes.artifact import verify_run_dir
 from runtimes.errors import ArtifactError, BadInputError, ParityError
+from runtimes.manifest import verify_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,10 @@ def test_write_parity(results, copy_run_dir):
     assert data["passed"] is True and len(data["results"]) == 9
     assert data["results"][0]["tolerance"]["min_cosine"] == parity.DEFAULT_TOLERANCES["fp32"].min_cosine
     assert verify_run_dir(run_dir) == []  # parity.json is one of the run dir's own outputs
+    # read back typed, identical (bit-identical artifacts keep SQNR = inf)
+    back = parity.read_parity(run_dir)
+    assert back.passed is True and back.results == list(results)
+    assert parity.read_parity(run_dir / "nope") is None
 
 
 def test_perturbed_artifact_fails(copy_run_dir, rehash, tiny_inputs):
@@ -75,7 +80,7 @@ def test_perturbed_artifact_fails(copy_run_dir, rehash, tiny_inputs):
     text = " | ".join(bad.violations)
     assert "fp32.onnx" in text and "sqnr" in text and "max abs error" in text
     with pytest.raises(ParityError, match="fp32.onnx"):
-        parity.raise_on_failure(res)
+        require_parity(res)
 
 
 def test_unrecorded_change_is_refused(copy_run_dir, tiny_inputs):

@@ -14,7 +14,8 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from exporter.cli import app
-from runtimes.artifact import read_manifest, sha256_file, write_manifest
+from runtimes.manifest import read_manifest, write_manifest
+from runtimes.records import sha256_file
 from runtimes.structure import build_float_model
 from tests.conftest import SMALL
 

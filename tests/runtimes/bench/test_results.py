@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from runtimes.artifact import WeightsRecord
-from runtimes.environment import RELEVANT_FLAGS, collect_environment
+from runtimes.bench.environment import RELEVANT_FLAGS, collect_environment
+from runtimes.bench.results import (CSV_COLUMNS, RESULTS_CSV_NAME, RESULTS_NAME, BenchSettings, Cell,
+                                    Environment, LatencyStats, Results, SizeRecord, Status, read_results,
+                                    write_results)
 from runtimes.errors import ArtifactError
-from runtimes.results import (CSV_COLUMNS, RESULTS_CSV_NAME, RESULTS_NAME, Cell, Environment,
-                              LatencyStats, Results, SizeRecord, Status, read_results,
-                              write_results)
+from runtimes.manifest import WeightsRecord
 
 ENV = Environment(cpu_model="Test CPU", cpu_flags=["avx2", "fma"], cores_logical=2,
                   cores_physical=1, threads=2, gpu_name="none", gpu_driver="none",
@@ -34,7 +34,7 @@ def sample_results() -> Results:
     return Results(schema_version=1, created="2025-01-01T00:00:00+00:00", run_dir="/x",
                    model="resnet18", weights=WeightsRecord("random", False, "UNTRAINED"),
                    environment=ENV, command="shrinkwrap bench /x",
-                   settings={"batches": [1, 8], "threads": 2}, cells=[ok, skipped],
+                   settings=BenchSettings(batches=[1, 8], threads=2), cells=[ok, skipped],
                    notes=["a note"])
 
 

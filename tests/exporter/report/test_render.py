@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtimes import figures, report
-from runtimes.artifact import (ArtifactRecord, Format, InputSpec, LayerSparsity, Manifest,
-                               Precision, PruneRecord, QuantRecord, SparsityRecord, WeightsRecord,
-                               write_manifest)
+from exporter import report
+from exporter.analysis.records import SweepPoint, SweepReport, write_sweep
+from exporter.report import figures, sections
+from runtimes.bench.results import (BenchSettings, Cell, Environment, LatencyStats, Results, SizeRecord, Status,
+                                    write_results)
 from runtimes.errors import ArtifactError
-from runtimes.results import (Cell, Environment, LatencyStats, Results, SizeRecord, Status,
-                              write_results)
+from runtimes.manifest import (ArtifactRecord, Format, InputSpec, LayerSparsity, Manifest, Precision,
+                               PruneRecord, QuantRecord, SparsityRecord, WeightsRecord, write_manifest)
 
 WEIGHTS = WeightsRecord(source="random", trained=False, label="random init, seed 0")
 ENV = Environment(cpu_model="Test CPU 9000", cpu_flags=["avx2", "avx512_vnni"], cores_logical=2,
@@ -112,8 +113,8 @@ def hand_results() -> Results:
     return Results(schema_version=1, created="2025-01-01T00:00:00+00:00", run_dir="run",
                    model="resnet18", weights=WEIGHTS, environment=ENV,
                    command="shrinkwrap bench run --batches 1,8",
-                   settings={"batches": [1, 8], "threads": 2, "min_time_s": 1.0, "min_iters": 10,
-                             "warmup": 3, "timeout_s": 300, "max_time_s": 30},
+                   settings=BenchSettings(batches=[1, 8], threads=2, min_time_s=1.0, min_iters=10,
+                                          warmup=3, timeout_s=300, max_time_s=30),
                    cells=cells, notes=["one fresh subprocess per cell"])
 
 
@@ -129,12 +130,14 @@ def rendered(tmp_path_factory):
             _rec("fp16", Format.ONNX, "fp16.onnx", Precision.FP16, layers[:2])]
     write_manifest(run_dir, Manifest(1, "2025-01-01", "resnet18", WEIGHTS, "test", {}, arts, refs))
     write_results(run_dir, hand_results())
-    (run_dir / "sweep.json").write_text('{"points": [1, 2, 3]}')
-    report.register_json_section("sweep.json", lambda ctx, data: f"## Sweep\n\n{len(data['points'])} points")
+    point = SweepPoint("int8", "quantize-then-prune", 0.5, 0.5, None, None, 30.0, 1000, 600, 1.0)
+    write_sweep(run_dir, SweepReport("resnet18", "synthetic", 8, None, [0.5], [point] * 3))
+    # a section registered from outside the report package, reading a typed record
+    report.register_section("test-sweep", order=85)(lambda ctx: f"## Sweep\n\n{len(ctx.sweep.points)} points")
     try:
         path = report.render_report(run_dir, extra_sections=[lambda ctx: "## Extra\n\nhello extra"])
     finally:
-        report._JSON_SECTIONS.pop("sweep.json")
+        sections.unregister_section("test-sweep")
     return run_dir, path.read_text(), dequant
 
 

@@ -3,14 +3,13 @@
 import pytest
 import torch
 
-from exporter import autotune
+from exporter.builders import budgeted
 from exporter.data import synthetic_images
 from exporter.errors import BadInputError
+from exporter.evaluation import EvalSet
 from exporter.models import IMAGENET_PREPROCESS, LoadedModel
-from exporter.recipe import Calibration, CompressionOptions, Recipe
-from exporter.sensitivity import EvalSet
-from exporter.variants import get_variant
-from runtimes.artifact import WeightsRecord
+from exporter.recipe import Recipe
+from runtimes.manifest import WeightsRecord
 from runtimes.structure import build_float_model
 
 
@@ -21,7 +20,12 @@ def recipe():
     loaded = LoadedModel("resnet18", model, 10, WeightsRecord("random", False, "UNTRAINED"),
                          IMAGENET_PREPROCESS)
     pre = IMAGENET_PREPROCESS.__class__(40, 32, IMAGENET_PREPROCESS.mean, IMAGENET_PREPROCESS.std)
-    return Recipe(loaded, Calibration(synthetic_images(8, pre), "synthetic"), CompressionOptions()), pre
+    return Recipe(loaded, synthetic_images(8, pre), "synthetic"), pre
+
+
+def search(recipe: Recipe, ev: EvalSet, max_drop: float):
+    """The ``auto`` variant's search, as its builder runs it."""
+    return budgeted.search(recipe, ev, max_drop, recipe.compression)
 
 
 def test_unmeetable_budget_saves_the_best_effort(recipe, monkeypatch):
@@ -34,8 +38,8 @@ def test_unmeetable_budget_saves_the_best_effort(recipe, monkeypatch):
         # FP32 first; then every INT8 candidate is 10 points down, the 3rd candidate least bad
         return (100.0, 100.0) if calls["n"] == 1 else ((93.0, 99.0) if calls["n"] == 4 else (90.0, 99.0))
 
-    monkeypatch.setattr(autotune, "accuracy", fake_accuracy)
-    built = autotune.search(r, get_variant("auto"), ev, max_drop=1.0)
+    monkeypatch.setattr(budgeted, "accuracy", fake_accuracy)
+    built = search(r, ev, max_drop=1.0)
     d = built.decisions
     assert d["budget_met"] is False and "BUDGET NOT MET" in d["message"]
     assert d["drop"] == pytest.approx(7.0) and d["sparsity"] == 0.0
@@ -48,8 +52,8 @@ def test_met_budget_takes_the_highest_sparsity_within_it(recipe, monkeypatch):
     r, pre = recipe
     ev = EvalSet(synthetic_images(8, pre, seed=3), torch.arange(8) % 10, "synthetic")
     seq = iter([(80.0, 90.0), (79.5, 90.0)] + [(60.0, 90.0)] * 3 + [(79.2, 90.0)] + [(79.0, 90.0)] * 10)
-    monkeypatch.setattr(autotune, "accuracy", lambda logits, labels: next(seq))
-    built = autotune.search(r, get_variant("auto"), ev, max_drop=1.0)
+    monkeypatch.setattr(budgeted, "accuracy", lambda logits, labels: next(seq))
+    built = search(r, ev, max_drop=1.0)
     d = built.decisions
     # int8 without float layers is within budget (0.5); 90/80/70% are not; 60% is (drop 0.8)
     assert d["budget_met"] is True and d["keep_float"] == [] and d["sparsity"] == 0.6
@@ -59,4 +63,4 @@ def test_met_budget_takes_the_highest_sparsity_within_it(recipe, monkeypatch):
 def test_auto_needs_labels(recipe):
     r, pre = recipe
     with pytest.raises(BadInputError, match="labelled"):
-        autotune.search(r, get_variant("auto"), EvalSet(synthetic_images(2, pre), None, "synthetic"), 1.0)
+        search(r, EvalSet(synthetic_images(2, pre), None, "synthetic"), 1.0)

@@ -1,0 +1,152 @@
+"""The sweep: a real run dir (built here without the exporter), subprocess cells, failures, flags."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtimes.bench import sizes as sizes_mod
+from runtimes.bench.options import BenchOptions
+from runtimes.bench.results import RESULTS_CSV_NAME, RESULTS_NAME, Status, read_results
+from runtimes.bench.runner import bench
+from runtimes.errors import ArtifactError, BadInputError
+from runtimes.manifest import Format
+from tests.support.manifests import record, write_run_manifest
+
+FAST = dict(min_time_s=0.05, min_iters=3, warmup=1)
+
+
+def opts(**kw) -> BenchOptions:
+    return BenchOptions(**{**FAST, **kw})
+CPU_RUNTIMES = ("eager", "torchscript", "ort-cpu")
+CUDA_RUNTIMES = ("eager-cuda", "torchscript-cuda", "ort-cuda")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """fp32 resnet18 (10 classes, 64x64): TorchScript, ONNX and the eager state_dict."""
+    import torch
+
+    from runtimes.structure import build_float_model
+
+    run_dir = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    model = build_float_model("resnet18", 10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        torch.jit.freeze(torch.jit.trace(model, x)).save(str(run_dir / "fp32.pt"))
+    torch.onnx.export(model, (x,), str(run_dir / "fp32.onnx"), dynamo=False,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    torch.save(model.state_dict(), run_dir / "fp32.eager.pt")
+    params = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int(p.count_nonzero()) for p in model.parameters())
+    arts = [record("fp32", Format.TORCHSCRIPT, "fp32.pt", run_dir=run_dir, params=params, nonzero=nonzero),
+            record("fp32", Format.ONNX, "fp32.onnx", run_dir=run_dir, params=params, nonzero=nonzero)]
+    refs = [record("fp32", Format.EAGER, "fp32.eager.pt", run_dir=run_dir, params=params, nonzero=nonzero)]
+    write_run_manifest(run_dir, arts, refs)
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(pristine, tmp_path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(pristine, dst)
+    return dst
+
+
+@pytest.fixture
+def fast_zstd(monkeypatch):
+    # Level 19 takes ~20 s per 45 MB file; the level is not what these tests are about.
+    monkeypatch.setattr(sizes_mod, "ZSTD_LEVEL", 1)
+
+
+def test_sweep_runs_every_cell_with_reasons_and_accuracy(run_dir, fast_zstd, tmp_path):
+    rng = np.random.default_rng(1)
+    npz = tmp_path / "eval.npz"
+    np.savez(npz, images=rng.standard_normal((10, 3, 64, 64)).astype(np.float32),
+             labels=rng.integers(0, 10, 10).astype(np.int64))
+    seen = []
+    res = bench(run_dir, opts(runtimes=(*CPU_RUNTIMES, *CUDA_RUNTIMES), batches=(4,), threads=1),
+                eval_tensors=npz, progress=lambda done, total, c: seen.append((done, total, c.runtime)),
+                command="pytest")
+    # 1 eager reference x 2 eager runtimes + 2 artifacts x 4 other runtimes
+    assert len(res.cells) == 10
+    assert [s[0] for s in seen] == list(range(1, 11)) and {s[1] for s in seen} == {10}
+    by = {(c.runtime, c.format): c for c in res.cells}
+    for rt, fmt in [("eager", "eager"), ("torchscript", "torchscript"), ("ort-cpu", "onnx")]:
+        c = by[(rt, fmt)]
+        assert c.status is Status.OK, c.reason
+        assert c.latency_ms.iterations >= 3 and c.latency_ms.median > 0
+        assert c.latency_ms.min <= c.latency_ms.median <= c.latency_ms.max
+        assert c.throughput == pytest.approx(4 * 1000 / c.latency_ms.median)
+        assert c.eval_images == 10 and 0 <= c.top1 <= c.top5 <= 100
+        assert c.size.compression == "zstd-1" and 0 < c.size.compressed_bytes < c.size.bytes * 1.01
+        assert c.threads == 1 and c.runtime_info["timing"]
+    # same weights: every runtime ranks the 10 images the same way
+    assert len({by[k].top1 for k in [("eager", "eager"), ("torchscript", "torchscript"),
+                                     ("ort-cpu", "onnx")]}) == 1
+    for rt in CUDA_RUNTIMES:
+        cuda = [c for c in res.cells if c.runtime == rt]
+        assert cuda and all(c.status is Status.SKIPPED and c.reason for c in cuda)
+        assert all(c.device == "cuda" for c in cuda)
+    mismatch = by[("ort-cpu", "torchscript")]
+    assert mismatch.status is Status.SKIPPED and "onnx" in mismatch.reason
+    assert res.environment.threads == 1 and res.settings.batches == [4]
+    assert read_results(run_dir) == res
+    rows = list(csv.DictReader(io.StringIO((run_dir / RESULTS_CSV_NAME).read_text())))
+    assert len(rows) == 10
+
+
+def test_unknown_runtime_is_bad_input(run_dir):
+    with pytest.raises(BadInputError, match="unknown runtime 'nope'"):
+        bench(run_dir, opts(runtimes=("eager", "nope")))
+    with pytest.raises(BadInputError, match="batch"):
+        bench(run_dir, opts(runtimes=("eager",), batches=(0,)))
+    with pytest.raises(BadInputError, match="not in this run"):
+        bench(run_dir, opts(runtimes=("eager",), variants=("int8",)))
+    assert not (run_dir / RESULTS_NAME).exists()
+
+
+def test_modified_artifact_is_refused_and_nothing_written(run_dir):
+    with open(run_dir / "fp32.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ArtifactError, match=r"fp32.onnx \(modified\)"):
+        bench(run_dir, opts(runtimes=("ort-cpu",)))
+    assert not (run_dir / RESULTS_NAME).exists()
+    assert not (run_dir / RESULTS_CSV_NAME).exists()
+
+
+def test_hanging_cell_times_out_and_crashing_cell_is_recorded(run_dir, fast_zstd, monkeypatch):
+    monkeypatch.setenv("SHRINKWRAP_TEST_CELL_SLEEP", "eager=60")
+    monkeypatch.setenv("SHRINKWRAP_TEST_CELL_CRASH", "torchscript")
+    res = bench(run_dir, opts(runtimes=("eager", "torchscript", "ort-cpu"), batches=(1,), timeout_s=4))
+    by = {(c.runtime, c.format): c for c in res.cells}
+    hung = by[("eager", "eager")]
+    assert hung.status is Status.ERROR and hung.reason == "timed out after 4 s"
+    assert 3.5 < hung.wall_s < 30 and hung.precision == "fp32"
+    crashed = by[("torchscript", "torchscript")]
+    assert crashed.status is Status.ERROR
+    assert crashed.reason == "cell process exited with status 70: simulated crash (SHRINKWRAP_TEST_CELL_CRASH)"
+    assert by[("ort-cpu", "onnx")].status is Status.OK  # the sweep went on
+    assert json.loads((run_dir / RESULTS_NAME).read_text())["cells"][0]["status"] == "error"
+
+
+def test_libtorch_cpp_cell_when_runner_is_built(run_dir, fast_zstd):
+    from runtimes import libtorch_cpp
+
+    # Builds the runner on first use (~20 s) when a compiler is present, as a user's first run would.
+    res = bench(run_dir, opts(runtimes=("libtorch-cpp",), batches=(2,)))
+    (c,) = [c for c in res.cells if c.format == "torchscript"]
+    if libtorch_cpp.unavailable_reason():
+        assert c.status is Status.SKIPPED and c.reason == libtorch_cpp.unavailable_reason()
+    else:
+        assert c.status is Status.OK, c.reason
+        assert c.latency_ms.iterations >= 3 and c.runtime_info["timing"] == "runtime's own bench()"

@@ -1,0 +1,41 @@
+"""Model structure: torchvision's builders, the classifier found from the model, the INT8 lane's refusal."""
+
+import pytest
+import torch
+
+from runtimes import structure
+from runtimes.errors import BadInputError
+
+CLASSIFIERS = {"resnet18": "fc", "mobilenet_v2": "classifier.1", "mobilenet_v3_small": "classifier.3",
+               "squeezenet1_0": "classifier.1", "efficientnet_b0": "classifier.1", "vit_b_16": "heads.head",
+               "googlenet": "fc", "convnext_tiny": "classifier.2", "regnet_x_400mf": "fc"}
+
+
+@pytest.mark.parametrize("arch,name", CLASSIFIERS.items())
+def test_classifier_is_found_from_the_model(arch, name):
+    model = structure.build_float_model(arch, 7)
+    assert structure.classifier_name(model) == name
+    out_features = getattr(model.get_submodule(name), "out_features", None) or \
+        model.get_submodule(name).out_channels
+    assert out_features == 7
+
+
+def test_classifier_name_survives_quantization_and_keep_float():
+    from exporter import quantize
+
+    model = structure.build_float_model("resnet18", 10)
+    prepared = quantize.prepare_for_calibration(model, "minmax", keep=("fc",))
+    quantize.calibrate(prepared, [torch.randn(2, 3, 32, 32)])
+    converted = quantize.convert(prepared)
+    assert structure.classifier_name(prepared) == "fc" and structure.classifier_name(converted) == "fc"
+    fp16 = structure.skeleton("resnet18", 10, "fp16")
+    assert structure.classifier_name(fp16) == "fc"
+
+
+def test_lane_refusal_is_one_clear_line():
+    with pytest.raises(BadInputError) as exc:
+        structure.quantized_skeleton("wide_resnet50_2", 10)
+    assert "has no INT8 quantization lane" in str(exc.value) and "\n" not in str(exc.value)
+    assert structure.build_float_model("wide_resnet50_2", 3).fc.out_features == 3  # float still works
+    with pytest.raises(BadInputError, match="unknown or unsupported model"):
+        structure.build_float_model("resnet19", 3)
