@@ -30,7 +30,7 @@ def dataset(tmp_path_factory) -> dict[str, Path]:
     train_dir = trained.write_image_folder(root / "train", per_class=100, seed=0)
     val_dir = trained.write_image_folder(root / "val", per_class=50, seed=1)
     ckpt = root / "resnet18-shapes.pt"
-    stats = trained.train(train_dir, ckpt, epochs=4)
+    stats = trained.train(train_dir, ckpt, epochs=6)
     return {"train": train_dir, "val": val_dir, "ckpt": ckpt, "stats": stats}
 
 
