@@ -12,7 +12,6 @@ caller touching the cache.
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import torch
 from torch import nn
@@ -94,7 +93,3 @@ class Recipe:
 
     def build_named(self, variant: str, opts: CompressionOptions) -> BuiltVariant:
         return self.build(get_variant(variant), opts)
-
-    def with_options(self, **changes) -> CompressionOptions:
-        """This recipe's compression options with some fields changed (validated again)."""
-        return dataclasses.replace(self.compression, **changes)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from runtimes.errors import BadInputError
+from runtimes.manifest import Precision
 from runtimes.modules import Float32IO
 from runtimes.quant_engine import QUANT_BACKEND, QUANT_ENGINE, set_quantized_engine  # noqa: F401
 
@@ -194,10 +195,10 @@ def quantized_skeleton(arch: str, num_classes: int, keep: Iterable[str] = (),
 
 def skeleton(arch: str, num_classes: int, precision: str, keep: Iterable[str] = ()) -> nn.Module:
     """The eager structure of a variant of the given precision, for loading its state_dict."""
-    if precision in ("int8", "mixed"):
+    if precision in (Precision.INT8.value, Precision.MIXED.value):
         return quantized_skeleton(arch, num_classes, keep)
     model = build_float_model(arch, num_classes)
-    if precision == "fp16":
+    if precision == Precision.FP16.value:
         return Float32IO(model.half(), torch.float16).eval()
     return model
 

@@ -40,7 +40,3 @@ def get_writer(name: str) -> FormatWriter:
         return _WRITERS[name]
     except KeyError:
         raise BadInputError(f"no writer for format {name!r}; registered: {', '.join(_WRITERS)}") from None
-
-
-def writers() -> list[FormatWriter]:
-    return list(_WRITERS.values())

@@ -6,8 +6,11 @@ from typing import Sequence
 
 from exporter.report.context import ReportContext, devices, format_order, runtime_order, table_groups
 from exporter.report.sections import register_section
+from runtimes import registry
 from runtimes.bench.grid import not_applicable
+from runtimes.bench.runner import timing_note
 from runtimes.bench.results import Cell, Status
+from runtimes.protocol import SelfTimed
 
 
 @register_section("header", order=10)
@@ -37,6 +40,10 @@ def header(ctx: ReportContext) -> str:
     return "\n".join(lines)
 
 
+def self_timed(names: Sequence[str]) -> list[str]:
+    return [s.name for s in registry.specs() if s.name in names and SelfTimed.__name__ in s.capabilities]
+
+
 def _setting(value: object) -> str:
     return "?" if value is None else str(value)
 
@@ -44,6 +51,7 @@ def _setting(value: object) -> str:
 @register_section("method", order=20)
 def method(ctx: ReportContext) -> str:
     s = ctx.results.settings
+    ran = s.runtimes or registry.runtime_names()  # records written before settings named them
     lines = [
         "## Method", "",
         "- Every cell (artifact × runtime × batch) runs in its own fresh subprocess, under a "
@@ -52,8 +60,9 @@ def method(ctx: ReportContext) -> str:
         f"{_setting(s.min_time_s)} s and {_setting(s.min_iters)} iterations are reached "
         f"(capped at {_setting(s.max_time_s)} s per cell; the iteration count is recorded).",
         "- Input: a seeded random float32 batch, identical for every runtime; latency is per batch.",
-        f"- {s.io_binding or 'ort-cuda is timed with IO binding (host↔device copies excluded).'}",
-        "- libtorch-cpp is timed inside the C++ process; its start-up is not measured.",
+        f"- {s.io_binding or timing_note([registry.get_spec(r) for r in ran if r in registry.runtime_names()])}",
+        *(f"- {name} times itself (inside its own process); its start-up is not measured."
+          for name in self_timed(ran)),
     ]
     lines += [f"- {n}" for n in ctx.results.notes]
     return "\n".join(lines)

@@ -50,7 +50,7 @@ import numpy as np
 
 from runtimes import registry
 from runtimes.bench.grid import one_line
-from runtimes.bench.options import DEFAULT_MAX_TIME_S, EVAL_BUDGET_S
+from runtimes.bench.options import EVAL_BUDGET_S, BenchOptions
 from runtimes.bench.results import Cell, LatencyStats, Status
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Manifest, read_manifest
@@ -68,10 +68,10 @@ class CellSpec:
     runtime: str
     batch: int
     threads: int | None = None
-    min_time_s: float = 1.0
-    min_iters: int = 10
-    warmup: int = 3
-    max_time_s: float = DEFAULT_MAX_TIME_S
+    min_time_s: float = BenchOptions.min_time_s
+    min_iters: int = BenchOptions.min_iters
+    warmup: int = BenchOptions.warmup
+    max_time_s: float = BenchOptions.max_time_s
     eval_tensors: Path | None = None
     imports: tuple[str, ...] = ()  # modules that register a non-built-in runtime
 
@@ -274,10 +274,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", required=True)
     p.add_argument("--batch", required=True, type=int)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--min-time", type=float, default=1.0)
-    p.add_argument("--min-iters", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--max-time", type=float, default=DEFAULT_MAX_TIME_S)
+    p.add_argument("--min-time", type=float, default=CellSpec.min_time_s)
+    p.add_argument("--min-iters", type=int, default=CellSpec.min_iters)
+    p.add_argument("--warmup", type=int, default=CellSpec.warmup)
+    p.add_argument("--max-time", type=float, default=CellSpec.max_time_s)
     p.add_argument("--eval-tensors", type=Path, default=None)
     p.add_argument("--import", dest="imports", action="append", default=[])
     return p

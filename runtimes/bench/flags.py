@@ -7,6 +7,7 @@ from typing import Sequence
 
 from runtimes import registry
 from runtimes.bench.results import Cell, Status
+from runtimes.manifest import Precision
 from runtimes.protocol import CPU
 
 # On tiny inputs PyTorch's per-op overhead alone makes eager FP32 >10x slower than ORT; a
@@ -35,7 +36,7 @@ def flag_cells(cells: Sequence[Cell], factor: float = PATHOLOGICAL_FACTOR) -> li
             if best.median > 0 and c.median > factor * best.median:
                 flags.append(f"pathological: {c.median / best.median:.0f}x slower than "
                              f"{best.runtime} for this variant; not a deployment option")
-            if c.precision == "fp16" and c.device == CPU and c.runtime in pytorch:
+            if c.precision == Precision.FP16.value and c.device == CPU and c.runtime in pytorch:
                 flags.append(FP16_CPU_FLAG)
         out.append(dataclasses.replace(c, flags=flags))
     return out

@@ -31,12 +31,21 @@ from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell,
 from runtimes.bench.sizes import ZSTD_LEVEL, size_record
 from runtimes.errors import BadInputError
 from runtimes.manifest import require_verified
+from runtimes.protocol import CPU, BoundRun
 from runtimes.records import from_jsonable
 
 Progress = Callable[[int, int, Cell], None]
 
-IO_BINDING_NOTE = ("ort-cuda is timed with IO binding: input and output stay on the GPU, so "
-                   "host<->device copies are excluded")
+
+
+def timing_note(specs) -> str:
+    """How device-resident runtimes are timed, from their declared capabilities."""
+    bound = [s.name for s in specs if s.device != CPU and BoundRun.__name__ in s.capabilities]
+    if not bound:
+        return "no runtime on an accelerator was measured"
+    return (f"{', '.join(bound)} {'is' if len(bound) == 1 else 'are'} timed on bound, device-resident inputs "
+            "(IO binding for ONNX Runtime): input and output stay on the device, so host<->device copies "
+            "are excluded")
 
 
 def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path | None = None,
@@ -86,7 +95,7 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
             min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup,
             max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
             eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
-            io_binding=IO_BINDING_NOTE, max_accuracy_drop=opts.max_accuracy_drop),
+            io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop),
         cells=flag_cells(share_accuracy(cells)),
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
                "accuracy: the last eval batch is run as is (smaller), not padded",
