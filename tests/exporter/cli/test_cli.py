@@ -214,3 +214,21 @@ def test_bench_with_eval_data_fills_accuracy_then_report(exported_copy, sample_d
     assert invoke("report", str(exported_copy)).exit_code == 0
     text = (exported_copy / "report.md").read_text()
     assert "UNTRAINED" in text and "Top-1" in text
+
+
+def test_models_and_runtimes_list_the_registries():
+    res = invoke("models")
+    assert res.exit_code == 0, res.output
+    assert "inception_v3" in res.output and "299" in res.output and "efficientnet_b0" in res.output
+    assert "none (float variants only)" in res.output
+    res = invoke("runtimes")
+    assert res.exit_code == 0, res.output
+    for name in ("eager", "torchscript", "libtorch-cpp", "ort-cpu", "ort-cuda"):
+        assert name in res.output
+    assert "SelfTimed" in res.output
+
+
+def test_int8_on_a_model_without_a_lane_is_one_line_exit_2(out):
+    res = invoke("export", "--out", str(out), "--model", "wide_resnet50_2", "--weights", "random")
+    assert_one_line_error(res, 2, "'wide_resnet50_2' has no INT8 quantization lane")
+    _no_partial_output(out)
