@@ -17,7 +17,7 @@ from exporter.options import ParityOptions
 from exporter.parity_gate import require_parity, run_parity
 from exporter.progress import SILENT, Reporter
 from exporter.report import render_report
-from exporter.variants import default_variants
+from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import Results
 from runtimes.bench.runner import bench
@@ -33,7 +33,7 @@ def _run_defaults() -> ExportOptions:
 class RunOptions:
     export: ExportOptions = field(default_factory=_run_defaults)
     parity: ParityOptions = ParityOptions()
-    bench: BenchOptions = BenchOptions()
+    bench: BenchOptions = field(default_factory=lambda: BenchOptions(compare=default_comparisons()))
 
 
 @dataclass
@@ -75,8 +75,8 @@ def run_bench(run_dir: Path, opts: BenchOptions, eval_tensors: Path | None, comm
               reporter: Reporter = SILENT) -> Results:
     """The benchmark with a counted progress task (one step per cell)."""
     with reporter.task("bench") as update:
-        def progress(done: int, total: int, cell) -> None:
-            update(done, total, f"{cell.variant}.{cell.format} {cell.runtime} b{cell.batch}: {cell.status.value}")
+        def progress(done: int, total: int, item) -> None:
+            update(done, total, item.label)
 
         results = bench(run_dir, opts, eval_tensors, progress=progress, command=command)
     ok = sum(c.ok for c in results.cells)

@@ -109,6 +109,15 @@ def sweepable(specs: Sequence[VariantSpec]) -> list[VariantSpec]:
     return [s for s in specs if s.prunes and get_builder(s.builder).sweepable]
 
 
+def default_comparisons() -> tuple[tuple[str, str], ...]:
+    """The speed-ups the report states, timed interleaved: the headline against the baseline and the peer."""
+    def first(role: Role) -> str | None:
+        return next((v.name for v in _VARIANTS.values() if v.role is role), None)
+
+    head = first(Role.HEADLINE)
+    return tuple((a, head) for a in (first(Role.BASELINE), first(Role.PEER)) if a and head)
+
+
 def needs_eval(spec: VariantSpec) -> bool:
     return get_builder(spec.builder).needs_eval
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import ctypes
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import CPU, CUDA, BoundRun, Describes, Support, as_batch, check_threads, register_runtime
+from runtimes.protocol import (CPU, CUDA, BoundRun, Describes, Interleaves, Support, as_batch, check_threads,
+                               register_runtime)
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -85,8 +86,11 @@ def cuda_provider_reason() -> str | None:
     return None
 
 
-class OrtRuntime(BoundRun, Describes):
+class OrtRuntime(BoundRun, Describes, Interleaves):
     """ONNX Runtime with all graph optimizations; subclasses declare the device."""
+
+    # True once share_threads() switched this process to ORT's global thread pools.
+    _global_pools: ClassVar[bool] = False
 
     formats = (Format.ONNX,)
     reference_for: tuple[str, ...] = ()
@@ -117,7 +121,9 @@ class OrtRuntime(BoundRun, Describes):
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads is not None:
+        if OrtRuntime._global_pools:
+            opts.use_per_session_threads = False  # the process's one pool (see share_threads)
+        elif self.threads is not None:
             opts.intra_op_num_threads = self.threads
         providers = [CPU_EP] if self.device == CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]
         try:
@@ -143,6 +149,20 @@ class OrtRuntime(BoundRun, Describes):
 
     def close(self) -> None:
         self._sess = self._io = None
+
+    # -- Interleaves
+    @classmethod
+    def share_threads(cls, threads: int | None) -> None:
+        """Give every session of this process one global intra-op pool.
+
+        With a pool per session, the idle session's threads keep spinning after each of
+        its runs and slow the other session down: interleaved timings would be unfair.
+        """
+        if not OrtRuntime._global_pools:
+            import onnxruntime as ort
+
+            ort.set_global_thread_pool_sizes(threads or 0, 1)  # 0: one thread per physical core
+            OrtRuntime._global_pools = True
 
     # -- device-resident calls for benchmarks
     def bind(self, batch: np.ndarray) -> None:

@@ -121,7 +121,19 @@ class Describes(Protocol):
     def info(self) -> dict[str, str | int]: ...
 
 
-CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes)
+@runtime_checkable
+class Interleaves(Protocol):
+    """Can hold several artifacts in one process and run them alternately, sharing one thread pool,
+    so that an interleaved A/B comparison (:mod:`runtimes.bench.compare`) measures each fairly.
+
+    ``share_threads`` is called once, before any instance of the runtime is created in the process.
+    """
+
+    @classmethod
+    def share_threads(cls, threads: int | None) -> None: ...
+
+
+CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves)
 
 
 # ---------------------------------------------------------------- registration

@@ -15,7 +15,7 @@ import numpy as np
 
 from runtimes.errors import RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Precision, checked_path
-from runtimes.protocol import CUDA, BoundRun, Describes, Support, as_batch, check_threads
+from runtimes.protocol import CUDA, BoundRun, Describes, Interleaves, Support, as_batch, check_threads
 
 QUANTIZED = (Precision.INT8, Precision.MIXED)
 NO_CUDA_INT8 = "fbgemm INT8 has no CUDA kernels"
@@ -33,7 +33,7 @@ def torch_cuda_reason() -> str | None:
     return None
 
 
-class TorchRuntime(BoundRun, Describes):
+class TorchRuntime(BoundRun, Describes, Interleaves):
     """Common load/run logic; subclasses declare the format and build the module (``_build``)."""
 
     framework: ClassVar[str] = "pytorch"
@@ -88,6 +88,11 @@ class TorchRuntime(BoundRun, Describes):
             import torch
 
             torch.cuda.empty_cache()
+
+    # -- Interleaves
+    @classmethod
+    def share_threads(cls, threads: int | None) -> None:
+        """Nothing to do: every module of a process already runs on torch's one intra-op pool."""
 
     # -- BoundRun
     def bind(self, batch: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from exporter.analysis.commands import AnalysisOptions
 from exporter.export import ExportOptions
 from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
                               ParityOptions, PreprocessOptions)
-from exporter.variants import default_variants
+from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
 from runtimes.manifest import CalibMethod, PruneOrder, PruneScope
@@ -116,7 +116,7 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
     names = tuple(r.strip() for r in runtimes.split(",") if r.strip()) if runtimes else None
     return BenchOptions(runtimes=names, batches=parse_ints(batch, "--batch"), threads=threads,
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout,
-                        max_accuracy_drop=max_accuracy_drop)
+                        max_accuracy_drop=max_accuracy_drop, compare=default_comparisons())
 
 
 def parity_options(images, tolerance, data) -> ParityOptions:

@@ -7,6 +7,7 @@ from typing import Sequence
 from exporter.report.context import ReportContext, devices, format_order, runtime_order, table_groups
 from exporter.report.sections import register_section
 from runtimes import registry
+from runtimes.bench import stability
 from runtimes.bench.grid import not_applicable
 from runtimes.bench.runner import timing_note
 from runtimes.bench.results import Cell, Status
@@ -18,8 +19,9 @@ def header(ctx: ReportContext) -> str:
     r, env = ctx.results, ctx.results.environment
     w = r.weights
     weights = w.label
-    if not w.trained:
-        weights = f"**⚠ UNTRAINED (random weights): accuracy is meaningless.** {w.label}"
+    if not w.trained:  # said once, whether or not the label already says it
+        weights = (f"**⚠ {w.label}**" if "UNTRAINED" in w.label.upper() else
+                   f"**⚠ UNTRAINED (random weights): accuracy is meaningless.** {w.label}")
     threads = env.threads if env.threads is not None else f"runtime default ({env.cores_logical} logical cores)"
     gpu = "none" if env.gpu_name == "none" else f"{env.gpu_name} (driver {env.gpu_driver})"
     versions = ", ".join(f"{k} {v}" for k, v in env.versions.items())
@@ -65,7 +67,37 @@ def method(ctx: ReportContext) -> str:
           for name in self_timed(ran)),
     ]
     lines += [f"- {n}" for n in ctx.results.notes]
+    lines += noise_lines(ctx)
     return "\n".join(lines)
+
+
+def noise_lines(ctx: ReportContext) -> list[str]:
+    """How noise was handled, and whether the machine was busy while this was measured."""
+    s = ctx.results.settings
+    judged = [c for c in ctx.cells if c.ok and c.stability is not None]
+    if not judged:
+        return []
+    lines = [f"- Noise: a cell times up to {_setting(s.attempts)} windows until one is stable "
+             f"(p90/median ≤ {stability.MAX_SPREAD}, median/min ≤ {stability.MAX_FLOOR}, the two halves of the "
+             f"window within {stability.MAX_DRIFT}×, other processes below {stability.MAX_OTHER_CORES} cores); "
+             "one still unstable is timed again in a fresh process at the end of the sweep and the better "
+             "window kept; one still unstable then is flagged `noisy`. A cell is only called pathological "
+             "when its timing and the fastest one's are stable."]
+    again = [c for c in judged if c.stability.attempts > 1]
+    noisy = [c for c in judged if not c.stable]
+    loads = [v for c in judged for v in (c.stability.loadavg_before, c.stability.loadavg_after) if v is not None]
+    load = f"; 1-min load average {min(loads):.2f}–{max(loads):.2f}" if loads else ""
+    busy = [c for c in judged if (c.stability.other_cores or 0.0) > stability.MAX_OTHER_CORES]
+    if not again:
+        lines.append(f"- Every one of {len(judged)} cells was stable in its first window{load}.")
+        return lines
+    names = ", ".join(f"{c.variant}/{c.runtime}/b{c.batch} ({c.stability.attempts})" for c in again[:12])
+    more = f" and {len(again) - 12} more" if len(again) > 12 else ""
+    head = "**The machine was busy:** " if (noisy or busy) else ""
+    lines.append(f"- {head}{len(again)} of {len(judged)} cells needed more than one window (windows in "
+                 f"brackets): {names}{more}; {len(noisy)} stayed noisy; other processes still used the CPU "
+                 f"during {len(busy)} kept windows{load}.")
+    return lines
 
 
 # ---------------------------------------------------------------- per-device tables

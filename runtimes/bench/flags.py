@@ -20,7 +20,9 @@ def flag_cells(cells: Sequence[Cell], factor: float = PATHOLOGICAL_FACTOR) -> li
     """Flag ok cells that are no deployment option.
 
     Data-driven: a cell more than ``factor`` times slower than the fastest ok cell
-    of the same variant, batch and device. By rule: FP16 in a PyTorch runtime on CPU.
+    of the same variant, batch and device, when both timings are stable: a noisy
+    measurement is never called pathological (it carries its ``noisy`` flag instead).
+    By rule: FP16 in a PyTorch runtime on CPU.
     """
     pytorch = {s.name for s in registry.specs() if s.framework == "pytorch"}
     fastest: dict[tuple[str, int, str], Cell] = {}
@@ -31,14 +33,17 @@ def flag_cells(cells: Sequence[Cell], factor: float = PATHOLOGICAL_FACTOR) -> li
     out = []
     for c in cells:
         flags = list(c.flags)
+        pathological = False
         if c.ok and c.median is not None:
             best = fastest[(c.variant, c.batch, c.device)]
-            if best.median > 0 and c.median > factor * best.median:
+            if best.median > 0 and c.median > factor * best.median and c.stable and best.stable:
                 flags.append(f"pathological: {c.median / best.median:.0f}x slower than "
                              f"{best.runtime} for this variant; not a deployment option")
+                pathological = True
             if c.precision == Precision.FP16.value and c.device == CPU and c.runtime in pytorch:
                 flags.append(FP16_CPU_FLAG)
-        out.append(dataclasses.replace(c, flags=flags))
+                pathological = True
+        out.append(dataclasses.replace(c, flags=flags, pathological=pathological))
     return out
 
 

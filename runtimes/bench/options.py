@@ -22,9 +22,13 @@ class BenchOptions:
     min_time_s: float = 1.0  # timed runs go on until both this ...
     min_iters: int = 10  # ... and this are reached
     warmup: int = 3
+    attempts: int = 3  # timed windows per cell at most, until one is stable (runtimes.bench.stability)
     max_time_s: float = DEFAULT_MAX_TIME_S  # per-cell cap on the timing loop
     timeout_s: float = 300.0  # per-cell process timeout
     variants: tuple[str, ...] | None = None  # None: every variant of the run
+    # Variant pairs (a, b) to time interleaved in one process, per runtime that runs both,
+    # at the smallest batch: the speed-up of b over a that noise cannot bias (runtimes.bench.compare).
+    compare: tuple[tuple[str, str], ...] = ()
     # The accuracy budget (top-1 points below the FP32 baseline) of the report's
     # recommendation and of the budgeted `auto` variant; recorded with the results.
     max_accuracy_drop: float = 1.0
@@ -42,6 +46,8 @@ class BenchOptions:
         check_threads(self.threads)
         if self.min_time_s < 0 or self.min_iters < 1 or self.warmup < 0:
             raise BadInputError("min time must be >= 0, min iterations >= 1 and warm-up >= 0")
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise BadInputError(f"attempts must be an integer >= 1, got {self.attempts!r}")
         if not (self.timeout_s > 0 and self.max_time_s > 0):
             raise BadInputError("timeout and max time must be > 0 seconds")
         if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):

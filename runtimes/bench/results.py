@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtimes.bench.stability import Stability
 from runtimes.errors import ArtifactError
 from runtimes.manifest import RUN_FILES, WeightsRecord
 from runtimes.records import atomic_write_bytes, read_record, to_jsonable, write_json
@@ -83,6 +84,8 @@ class Cell:
     eval_images: int | None = None
     flags: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    stability: Stability | None = None  # None: skipped/error cells, and records from before it existed
+    pathological: bool = False  # no deployment option (see runtimes.bench.flags); its flag says why
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,53 @@ class Cell:
     @property
     def median(self) -> float | None:
         return self.latency_ms.median if self.latency_ms is not None else None
+
+    @property
+    def stable(self) -> bool:
+        """Whether its timing can be trusted (records without a verdict count as stable)."""
+        return self.stability is None or self.stability.stable
+
+    @property
+    def excluded(self) -> bool:
+        """Not a candidate for a recommendation or a Pareto front: pathological. (Records from
+        before stability verdicts existed flagged only what was to be excluded.)"""
+        return self.pathological or (self.stability is None and bool(self.flags))
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}.{self.format} {self.runtime} b{self.batch}: {self.status.value}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` against ``b`` in one runtime, interleaved: ``ratio`` = time(a) / time(b) (a speed-up of b)."""
+
+    runtime: str
+    device: str
+    batch: int
+    a: str  # variant
+    a_format: str
+    b: str
+    b_format: str
+    status: str  # "ok" | "skipped" | "error"
+    reason: str = ""
+    ratio: float | None = None  # median of the per-round ratios
+    ratio_p10: float | None = None
+    ratio_p90: float | None = None
+    a_ms: float | None = None  # median latency of each side within the interleaved window
+    b_ms: float | None = None
+    rounds: int = 0
+    other_cores: float | None = None  # other processes' CPU use during the window
+    stable: bool | None = None  # both sides' samples pass runtimes.bench.stability
+    method: str = "interleaved: alternating rounds in one process, median of per-round ratios"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} vs {self.b} interleaved on {self.runtime} b{self.batch}: {self.status}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +167,7 @@ class BenchSettings:
     min_time_s: float | None = None
     min_iters: int | None = None
     warmup: int | None = None
+    attempts: int | None = None  # timed windows per cell at most, until one is stable
     max_time_s: float | None = None
     timeout_s: float | None = None
     eval_tensors: str | None = None
@@ -137,6 +188,7 @@ class Results:
     settings: BenchSettings
     cells: list[Cell]
     notes: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)  # interleaved A/B speed-ups
 
 
 # ---------------------------------------------------------------- files

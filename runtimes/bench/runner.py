@@ -17,24 +17,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import runtimes
 from runtimes import registry
-from runtimes.bench import grid
+from runtimes.bench import grid, stability
 from runtimes.bench.cell import CellSpec
+from runtimes.bench.compare import CompareSpec, comparable
 from runtimes.bench.environment import collect_environment
 from runtimes.bench.flags import flag_cells, share_accuracy
 from runtimes.bench.options import BenchOptions
-from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Results, SizeRecord,
-                                    Status, write_results)
+from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Comparison, Results,
+                                    SizeRecord, Status, write_results)
 from runtimes.bench.sizes import ZSTD_LEVEL, size_record
 from runtimes.errors import BadInputError
-from runtimes.manifest import require_verified
-from runtimes.protocol import CPU, BoundRun
+from runtimes.manifest import Manifest, require_verified
+from runtimes.protocol import CPU, BoundRun, RuntimeSpec
 from runtimes.records import from_jsonable
 
 Progress = Callable[[int, int, Cell], None]
+T = TypeVar("T")
 
 
 
@@ -58,12 +60,13 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     manifest = require_verified(run_dir)
     chosen = grid.choose_variants(manifest, opts.variants)
     entries = grid.plan(manifest, specs, chosen)
+    comparisons = plan_comparisons(run_dir, manifest, specs, opts)
     batches = list(opts.batches)
 
     env = collect_environment(opts.threads)
     child_env = _child_env(opts.threads)
     sizes: dict[str, SizeRecord] = {}
-    total = len(entries) * len(batches)
+    total = len(entries) * len(batches) + len(comparisons)
     cells: list[Cell] = []
     for entry in entries:
         rec = entry.record
@@ -78,12 +81,18 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
                 spec = CellSpec(run_dir.resolve(), rec.variant, rec.format, entry.runtime.name, batch,
                                 opts.threads, opts.min_time_s, opts.min_iters, opts.warmup,
                                 opts.max_time_s, Path(eval_tensors).resolve() if evaluate else None,
-                                imports=_plugin_modules(entry))
+                                imports=_plugin_modules(entry), attempts=opts.attempts)
                 cell = spawn_cell(spec, opts.timeout_s, child_env, entry)
             cell = dataclasses.replace(cell, size=size)
             cells.append(cell)
             if progress is not None:
                 progress(len(cells), total, cell)
+    cells = remeasure_noisy(run_dir, cells, entries, batches, child_env, opts)
+    compared: list[Comparison] = []
+    for cspec in comparisons:
+        compared.append(spawn_comparison(cspec, opts.timeout_s, child_env))
+        if progress is not None:
+            progress(len(cells) + len(compared), total, compared[-1])
 
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION,
@@ -92,11 +101,11 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
         command=command,
         settings=BenchSettings(
             batches=batches, threads=opts.threads, runtimes=[s.name for s in specs],
-            min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup,
+            min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup, attempts=opts.attempts,
             max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
             eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
             io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop),
-        cells=flag_cells(share_accuracy(cells)),
+        cells=flag_cells(share_accuracy(cells)), comparisons=compared,
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
                "accuracy: the last eval batch is run as is (smaller), not padded",
                f"accuracy: measured once per artifact and runtime, at batch {max(batches)}; "
@@ -104,6 +113,33 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     )
     write_results(run_dir, results)
     return results
+
+
+def remeasure_noisy(run_dir: Path, cells: list[Cell], entries: list[grid.GridEntry], batches: list[int],
+                    child_env: dict[str, str], opts: BenchOptions) -> list[Cell]:
+    """Give every cell still unstable after its own timed windows one more fresh process, now,
+    minutes after the first: a burst of load rarely lasts that long. The better of the two
+    (a stable one, else the faster) is kept, and it says how many windows it took in all."""
+    out = list(cells)
+    for i, cell in enumerate(cells):
+        if not cell.ok or cell.stable:
+            continue
+        entry = entries[i // len(batches)]
+        spec = CellSpec(run_dir.resolve(), cell.variant, cell.format, cell.runtime, cell.batch, opts.threads,
+                        opts.min_time_s, opts.min_iters, opts.warmup, opts.max_time_s, None,
+                        imports=_plugin_modules(entry), attempts=opts.attempts)
+        again = spawn_cell(spec, opts.timeout_s, child_env, entry)
+        if not again.ok or again.stability is None:
+            continue
+        keep = again if stability.better(again.stability, again.median, cell.stability, cell.median) else cell
+        verdict = dataclasses.replace(keep.stability, attempts=cell.stability.attempts + again.stability.attempts)
+        # Accuracy (and its flags) came from the first process; it does not depend on the timing.
+        flags = [f for f in cell.flags if not f.startswith(stability.NOISY)]
+        if not verdict.stable:
+            flags.append(stability.noisy_flag(verdict))
+        out[i] = dataclasses.replace(keep, stability=verdict, flags=flags, top1=cell.top1, top5=cell.top5,
+                                     eval_images=cell.eval_images, size=cell.size, wall_s=cell.wall_s + again.wall_s)
+    return out
 
 
 def _plugin_modules(entry: grid.GridEntry) -> tuple[str, ...]:
@@ -114,11 +150,11 @@ def _plugin_modules(entry: grid.GridEntry) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- one cell
 
-def spawn_cell(spec: CellSpec, timeout_s: float, env: dict[str, str], entry: grid.GridEntry) -> Cell:
-    """Run one cell in a fresh interpreter; a timeout or crash becomes an ``error`` cell."""
-    started = time.perf_counter()
-    cmd = [sys.executable, "-m", "runtimes.bench.cell", *spec.argv()]
-    # Own session, so a timeout kills the cell and anything it spawned (libtorch-cpp's binary).
+def spawn_record(module: str, argv: list[str], cls: type[T], timeout_s: float, env: dict[str, str]) -> T | str:
+    """Run ``python -m module argv`` in a fresh interpreter and read the typed JSON record it prints
+    last; a timeout, a crash or unreadable output is returned as the reason (a string)."""
+    cmd = [sys.executable, "-m", module, *argv]
+    # Own session, so a timeout kills the process and anything it spawned (libtorch-cpp's binary).
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
     try:
@@ -126,16 +162,50 @@ def spawn_cell(spec: CellSpec, timeout_s: float, env: dict[str, str], entry: gri
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         proc.communicate()
-        return _failed(entry, spec, f"timed out after {timeout_s:g} s", started)
+        return f"timed out after {timeout_s:g} s"
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if proc.returncode == 0 and lines:
         try:
-            return from_jsonable(Cell, json.loads(lines[-1]))
+            return from_jsonable(cls, json.loads(lines[-1]))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            return _failed(entry, spec, f"unreadable cell output: {grid.one_line(exc)}", started)
+            return f"unreadable output: {grid.one_line(exc)}"
     err_lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
     last = err_lines[-1] if err_lines else "no output"
-    return _failed(entry, spec, f"cell process exited with status {proc.returncode}: {last}", started)
+    return f"cell process exited with status {proc.returncode}: {last}"
+
+
+def spawn_cell(spec: CellSpec, timeout_s: float, env: dict[str, str], entry: grid.GridEntry) -> Cell:
+    """Run one cell in a fresh interpreter; a timeout or crash becomes an ``error`` cell."""
+    started = time.perf_counter()
+    got = spawn_record("runtimes.bench.cell", spec.argv(), Cell, timeout_s, env)
+    return got if isinstance(got, Cell) else _failed(entry, spec, got, started)
+
+
+def spawn_comparison(spec: CompareSpec, timeout_s: float, env: dict[str, str]) -> Comparison:
+    got = spawn_record("runtimes.bench.compare", spec.argv(), Comparison, timeout_s, env)
+    if isinstance(got, Comparison):
+        return got
+    device = registry.get_spec(spec.runtime).device
+    return Comparison(spec.runtime, device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
+                      status="error", reason=got)
+
+
+def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec],
+                     opts: BenchOptions) -> list[CompareSpec]:
+    """One interleaved comparison per requested (a, b) pair and runtime that can run both, at the
+    smallest batch: the records a runtime runs for each variant, in the same format."""
+    out = []
+    for a, b in opts.compare:
+        for rt in specs:
+            if not comparable(rt):
+                continue
+            for fmt in rt.formats:
+                have = {r.variant for r in manifest.records() if r.format == fmt}
+                if a in have and b in have:
+                    out.append(CompareSpec(run_dir.resolve(), rt.name, min(opts.batches), (a, fmt), (b, fmt),
+                                           opts.threads, opts.min_time_s, opts.min_iters, opts.warmup))
+                    break
+    return out
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
