@@ -287,13 +287,20 @@ def jsonable_info(rt: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- process entry point
 
-# SHRINKWRAP_TEST_CELL_NOISE=RUNTIME=MS: in the first timed window only, every other run of that
-# runtime takes MS longer, as if another process took the CPU (for the re-measurement tests).
+# SHRINKWRAP_TEST_CELL_NOISE=RUNTIME=MS[@ONCE_FILE]: in the first timed window only, every other run
+# of that runtime takes MS longer, as if another process took the CPU (for the re-measurement tests).
+# With ONCE_FILE, only the first process to find that file absent is disturbed (and creates it).
 def _test_noise(run: Callable[[np.ndarray], Any], spec: CellSpec, attempt: int) -> Callable[[np.ndarray], Any]:
     hook = os.environ.get("SHRINKWRAP_TEST_CELL_NOISE")
-    target, _, ms = (hook or "").rpartition("=")
+    hook, _, once = (hook or "").partition("@")
+    target, _, ms = hook.rpartition("=")
     if not hook or target not in ("", spec.runtime) or attempt > 1:
         return run
+    if once:
+        try:
+            Path(once).touch(exist_ok=False)
+        except FileExistsError:
+            return run
     calls = {"n": 0}
 
     def noisy(x: np.ndarray) -> Any:

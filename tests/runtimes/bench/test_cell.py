@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,16 @@ def test_slow_cell_is_capped_by_max_time():
     assert all(t >= 45 for t in times)
 
 
+
+
+def test_injected_noise_is_detected_and_re_measured(tiny_run_dir, monkeypatch):
+    """Every other run of the first window is 20 ms slower: unstable, so a second window is timed."""
+    monkeypatch.setenv("SHRINKWRAP_TEST_CELL_NOISE", "torchscript=20")
+    spec = CellSpec(tiny_run_dir, "int8", "torchscript", "torchscript", 1, min_time_s=0.1, min_iters=10,
+                    warmup=1)
+    cell = run_cell(spec)
+    assert cell.status is Status.OK and cell.stability.attempts == 2 and cell.stable
+    assert cell.latency_ms.median < 10 and cell.flags == []  # the kept window is the clean one
+    once = run_cell(dataclasses.replace(spec, attempts=1))  # no second chance: flagged, figures kept
+    assert not once.stable and once.stability.attempts == 1
+    assert once.flags[0].startswith("noisy: still unstable after 1 timed window (p90/median")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from runtimes.bench.flags import FP16_CPU_FLAG, flag_cells
 from runtimes.bench.results import Cell, LatencyStats, Status
 
@@ -22,3 +24,13 @@ def test_flags_are_data_driven_and_fp16_rule():
     assert out[1].flags == ["pathological: 24x slower than ort-cpu for this variant; not a deployment option"]
     assert out[5].flags[0].startswith("pathological: 300x slower than ort-cpu") and out[5].flags[1] == FP16_CPU_FLAG
     assert out[6].flags == [] and out[7].flags == []
+
+
+def test_a_noisy_cell_is_never_called_pathological():
+    from runtimes.bench.stability import assess
+
+    noisy = dataclasses.replace(_ok("int8", "torchscript", 48.0), stability=assess([48.0] * 10, cores=1.5))
+    out = flag_cells([_ok("int8", "ort-cpu", 2.0), noisy])
+    assert out[1].flags == [] and not out[1].pathological and not out[1].stable
+    quiet = flag_cells([_ok("int8", "ort-cpu", 2.0), _ok("int8", "torchscript", 48.0)])
+    assert quiet[1].pathological and quiet[1].excluded
