@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 SAMPLE ?= ../shared/data/imagenet-sample
 OUT    ?= artifacts/run
 # Offline by default: random (UNTRAINED) weights; real calibration images when the sample exists.
+# `make run` regenerates $(OUT): --force lets it replace the previous run there (it says what it replaced).
 ARGS   ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
 # The machines carry a local CPU-only torch wheel (pip's find-links) that breaks torchvision;
 # ignore it and take the registry's build pinned in constraints.txt.
@@ -20,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/shrinkwrap run --out $(OUT) $(ARGS)
+	$(VENV)/bin/shrinkwrap run --out $(OUT) --force $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)

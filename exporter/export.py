@@ -24,6 +24,7 @@ import torch
 
 from exporter.builders.base import BuiltVariant
 from exporter.data import synthetic_images
+from exporter.evaluation import model_logits
 from exporter.errors import BadInputError
 from exporter.formats.base import get_writer
 from exporter.inputs import SYNTHETIC, Inputs, load_inputs
@@ -33,6 +34,8 @@ from exporter.progress import SILENT, Reporter
 from exporter.variants import VariantSpec, check_request, default_variants, parse_variants
 from runtimes.manifest import (COMPARE_WITH, INPUT_NAME, MANIFEST_NAME, OUTPUT_NAME, SCHEMA_VERSION,
                                ArtifactRecord, Format, InputSpec, Manifest, write_manifest)
+from runtimes.metrics import output_variation
+from runtimes.parity import DEGENERATE, DEGENERATE_VARIATION, degenerate_warning
 from runtimes.quant_engine import set_quantized_engine
 from runtimes.records import default_mode, sha256_file
 
@@ -51,6 +54,7 @@ class ExportOptions:
     preprocess: PreprocessOptions = PreprocessOptions()
     evaluation: EvalOptions = EvalOptions()
     command: str = ""  # the command line, recorded in the manifest
+    force: bool = False  # replace an earlier shrinkwrap run in ``out`` (never anything else)
 
     def __post_init__(self) -> None:
         specs = parse_variants(self.variants)
@@ -82,14 +86,22 @@ def _own_version() -> str:
         return "0+source"
 
 
-def check_output_dir(out: Path) -> None:
-    """Fail before any work if ``out`` cannot become a run directory."""
+def check_output_dir(out: Path, force: bool = False) -> list[str]:
+    """Fail before any work if ``out`` cannot become a run directory; return what publishing
+    would replace (an earlier run's files, which only ``force`` allows)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise BadInputError(f"--out {out} is a non-empty directory that is not a shrinkwrap run; "
-                            "refusing to overwrite it")
+    replaced: list[str] = []
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file():
+            raise BadInputError(f"--out {out} is a non-empty directory that is not a shrinkwrap run; "
+                                "refusing to overwrite it (even with --force)")
+        replaced = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        if not force:
+            shown = ", ".join(n for n in replaced if not n.endswith((".pt", ".onnx"))) or ", ".join(replaced)
+            raise BadInputError(f"--out {out} already holds a shrinkwrap run ({shown}); pass --force to "
+                                "replace it, or choose another --out")
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +109,12 @@ def check_output_dir(out: Path) -> None:
             pass
     except OSError as exc:
         raise BadInputError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
+    return replaced
 
 
 def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | None = None) -> Manifest:
     """Build every requested variant, write the artifacts and the manifest into ``opts.out``."""
-    check_output_dir(opts.out)
+    replaced = check_output_dir(opts.out, opts.force)
     if inputs is None:
         inputs = load_inputs(opts.model, opts.preprocess, opts.calibration, opts.evaluation, reporter)
     set_quantized_engine()
@@ -116,7 +129,10 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
             built = recipe.build(spec)
             reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} "
                          f"(sparsity {built.sparsity.achieved:.3f} achieved)")
-            refs, arts = write_variant(spec, built, inputs, opts.command, stage)
+            warnings = degeneracy_warnings(spec, built, inputs)
+            for w in warnings:
+                reporter.say(f"⚠ {w}")
+            refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings)
             references += refs
             artifacts += arts
         manifest = Manifest(
@@ -126,6 +142,8 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
             versions=library_versions(), artifacts=artifacts, references=references,
             notes=_notes(inputs))
         write_manifest(stage, manifest)
+        if replaced:
+            reporter.say(f"--force: replacing the earlier run in {out}: {', '.join(replaced)}")
         _publish(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -134,8 +152,25 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
     return manifest
 
 
+def degeneracy_warnings(spec: VariantSpec, built: BuiltVariant, inputs: Inputs) -> list[str]:
+    """Layers pruned to all zeros, and outputs that no longer depend on the input (on the calibration
+    images, in the eager model): what parity alone cannot see, since a degenerate artifact matches
+    its degenerate reference exactly."""
+    out = []
+    empty = [layer.name for layer in built.sparsity.per_layer if layer.total and layer.zeros == layer.total]
+    if empty:
+        out.append(f"{DEGENERATE}: {spec.name} has {len(empty)} layer(s) pruned to all zeros: {', '.join(empty[:6])}"
+                   + (" ..." if len(empty) > 6 else ""))
+    images = inputs.calib_images[:16]
+    if len(images) > 1:
+        variation = output_variation(model_logits(built.model, images))
+        if variation < DEGENERATE_VARIATION:
+            out.append(degenerate_warning(spec.name, variation))
+    return out
+
+
 def write_variant(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, command: str,
-                  stage: Path) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
+                  stage: Path, warnings: list[str] = ()) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
     """Write the variant's reference (when it is its own) and one file per format; their records."""
     example = synthetic_images(2, inputs.preprocess, seed=1)
     versions = library_versions()
@@ -144,14 +179,14 @@ def write_variant(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, comman
         writer = get_writer(fmt)
         name = f"{spec.name}{writer.suffix}"
         writer.write(built, example, stage / name)
-        return record(spec, built, inputs, fmt, name, stage, command, versions)
+        return record(spec, built, inputs, fmt, name, stage, command, versions, list(warnings))
 
     refs = [written(Format.EAGER)] if spec.compare_with is None else []
     return refs, [written(fmt) for fmt in spec.formats]
 
 
 def record(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, fmt: str, name: str, stage: Path,
-           command: str, versions: dict[str, str]) -> ArtifactRecord:
+           command: str, versions: dict[str, str], warnings: list[str] | None = None) -> ArtifactRecord:
     path = stage / name
     decisions = dict(built.decisions)
     if spec.compare_with is not None:
@@ -161,7 +196,7 @@ def record(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, fmt: str, nam
         precision=spec.precision, model=inputs.loaded.arch, num_classes=inputs.loaded.num_classes,
         input=input_spec(inputs), sparsity=built.sparsity, quantization=built.quant, pruning=built.pruning,
         weights=inputs.loaded.weights, params=built.params, nonzero_params=built.nonzero_params,
-        versions=versions, command=command, decisions=decisions)
+        versions=versions, command=command, decisions=decisions, warnings=list(warnings or []))
 
 
 def input_spec(inputs: Inputs) -> InputSpec:

@@ -98,14 +98,27 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class ParityOptions:
-    images: int = 16
+    """The parity gate's inputs and tolerances.
+
+    With neither ``data`` nor ``synthetic``, a run that was checked before is checked on
+    the inputs it recorded (same images, or same synthetic seed); a first check uses
+    ``DEFAULT_IMAGES`` synthetic inputs. ``export`` and ``run`` pass ``--calib-data``.
+    """
+
+    DEFAULT_IMAGES = 16
+
+    images: int | None = None  # None: the recorded count, else DEFAULT_IMAGES
     tolerance: tuple[str, ...] = ()  # overrides, e.g. ("int8.cosine=0.995",)
-    data: Path | None = None  # real images; None = synthetic (export and run use --calib-data)
+    data: Path | None = None  # real images (an ImageFolder)
+    synthetic: bool = False  # deterministic synthetic inputs, even when images were recorded
+    fail_on_degenerate: bool = True  # an artifact whose outputs do not depend on its input fails the gate
 
     def __post_init__(self) -> None:
         from runtimes.parity import parse_tolerance_overrides
 
         _positive(self.images, "--parity-images")
+        if self.data is not None and self.synthetic:
+            raise BadInputError("--data and --synthetic exclude each other")
         parse_tolerance_overrides(self.tolerance)  # fail now, not after the export
 
     def tolerances(self):

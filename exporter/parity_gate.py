@@ -1,8 +1,14 @@
-"""The parity gate of a run directory: inputs from real images (or synthetic), the check, parity.json, the verdict.
+"""The parity gate of a run directory: its inputs, the check, parity.json, the verdict.
 
 :mod:`runtimes.parity` compares arrays; this module supplies the inputs with the
-run's own preprocessing (decoding images needs the exporter's data code) and
-turns a failed check into :class:`~runtimes.errors.ParityError` (exit 4).
+run's own preprocessing (decoding images needs the exporter's data code), keeps
+the run's record of them, and turns a failed check into
+:class:`~runtimes.errors.ParityError` (exit 4).
+
+A run is checked on the inputs it recorded, unless told otherwise: ``parity
+DIR`` after ``export --calib-data X`` checks the same images of X again. A check
+on other inputs is written beside the run's ``parity.json``
+(``parity-<source>-<n>.json``), never over it.
 """
 
 from __future__ import annotations
@@ -15,36 +21,78 @@ from exporter.data import load_image_folder
 from exporter.evaluation import preprocess_of
 from exporter.options import ParityOptions
 from exporter.progress import SILENT, Reporter
-from runtimes.errors import ParityError
-from runtimes.manifest import read_manifest
-from runtimes.parity import ParityResult, check_parity, synthetic_inputs, write_parity
+from runtimes.errors import BadInputError, ParityError
+from runtimes.manifest import RUN_FILES, read_manifest
+from runtimes.parity import (DEGENERATE, ParityInputs, ParityResult, check_parity, read_parity,
+                             synthetic_inputs, write_parity)
+
+SYNTHETIC_SEED = 0
 
 
-def parity_inputs(run_dir: Path, data: Path | None, n: int) -> tuple[np.ndarray, str]:
-    """``n`` inputs for the artifacts of ``run_dir``: decoded from ``data`` with the run's
-    preprocessing, or deterministic synthetic ones."""
+def resolve_inputs(run_dir: Path, opts: ParityOptions) -> ParityInputs:
+    """The inputs this check runs on: the ones asked for, else the run's recorded ones, else synthetic."""
+    recorded = _recorded(run_dir)
+    if opts.data is not None:
+        same_folder = recorded is not None and recorded.data == str(opts.data)
+        n = opts.images or (recorded.n if same_folder else ParityOptions.DEFAULT_IMAGES)
+        return ParityInputs("images", n, str(opts.data), SYNTHETIC_SEED)
+    if recorded is not None and not opts.synthetic:
+        return ParityInputs(recorded.source, opts.images or recorded.n, recorded.data, recorded.seed)
+    n = opts.images or (recorded.n if recorded is not None else ParityOptions.DEFAULT_IMAGES)
+    return ParityInputs("synthetic", n, None, SYNTHETIC_SEED)
+
+
+def _recorded(run_dir: Path) -> ParityInputs | None:
+    report = read_parity(run_dir)
+    return report.inputs if report is not None else None
+
+
+def parity_inputs(run_dir: Path, inputs: ParityInputs) -> np.ndarray:
+    """The arrays for ``inputs``, with the run's preprocessing."""
     manifest = read_manifest(run_dir)
-    if data is None:
-        return synthetic_inputs(n, manifest.artifacts[0].input, seed=0), "synthetic"
-    images = load_image_folder(data, preprocess_of(manifest), limit=n,
+    if inputs.source == "synthetic":
+        return synthetic_inputs(inputs.n, manifest.artifacts[0].input, seed=inputs.seed)
+    if inputs.data is None or not Path(inputs.data).is_dir():
+        raise BadInputError(f"this run's parity inputs were images from {inputs.data}, which is not there; "
+                            "pass --data DIR or --synthetic")
+    images = load_image_folder(Path(inputs.data), preprocess_of(manifest), limit=inputs.n, seed=inputs.seed,
                                num_classes=manifest.artifacts[0].num_classes)
-    return images.images.numpy(), "images"
+    return images.images.numpy()
 
 
 def run_parity(run_dir: Path, opts: ParityOptions = ParityOptions(), threads: int | None = None,
                reporter: Reporter = SILENT) -> list[ParityResult]:
-    """Check every artifact against its eager model and write ``parity.json`` (pass or fail)."""
-    inputs, source = parity_inputs(run_dir, opts.data, opts.images)
-    reporter.say(f"parity: {len(inputs)} {'real-image' if source == 'images' else source} inputs, "
-                 "every artifact vs its eager reference")
-    results = check_parity(run_dir, inputs, source, tolerances=opts.tolerances(), threads=threads)
-    write_parity(run_dir, results)
+    """Check every artifact against its eager model and record it: in ``parity.json`` when these are the
+    run's own inputs (or the first check), else beside it."""
+    run_dir = Path(run_dir)
+    inputs = resolve_inputs(run_dir, opts)
+    recorded = _recorded(run_dir)
+    arrays = parity_inputs(run_dir, inputs)
+    where = (f"images from {inputs.data}" if inputs.source == "images"
+             else f"synthetic inputs (seed {inputs.seed})")
+    reporter.say(f"parity: {len(arrays)} {where}, every artifact vs its eager reference")
+    results = check_parity(run_dir, arrays, inputs.source, tolerances=opts.tolerances(), threads=threads)
+    own = recorded is None or recorded == inputs or not (run_dir / RUN_FILES.parity).is_file()
+    name = RUN_FILES.parity if own else f"{Path(RUN_FILES.parity).stem}-{inputs.tag()}.json"
+    if not own:
+        reporter.say(f"parity: these are not the run's recorded inputs; written to {name}, "
+                     f"{RUN_FILES.parity} left as it was")
+    write_parity(run_dir, results, inputs, name)
+    for r in results:
+        for note in r.notes:
+            if note.startswith(DEGENERATE):
+                reporter.say(f"⚠ {note}")
     return results
 
 
-def require_parity(results: list[ParityResult]) -> None:
-    """Raise :class:`ParityError` naming every artifact outside its tolerance."""
+def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True) -> None:
+    """Raise :class:`ParityError` naming every artifact outside its tolerance (or degenerate)."""
     failed = [r for r in results if not r.passed]
     if failed:
         names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)})" for r in failed)
         raise ParityError(f"parity failed for {len(failed)} artifact(s): {names}")
+    degenerate = [r for r in results if r.degenerate]
+    if degenerate and fail_on_degenerate:
+        raise ParityError(f"{len(degenerate)} artifact(s) are {DEGENERATE}: their outputs do not depend on "
+                          f"the input ({', '.join(r.path for r in degenerate)}); --allow-degenerate lets "
+                          "them pass")

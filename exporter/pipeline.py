@@ -53,12 +53,12 @@ def run(opts: RunOptions, reporter: Reporter = SILENT,
     """
     out = Path(opts.export.out)
     e = opts.export
-    check_output_dir(out)  # before minutes of loading and building
+    check_output_dir(out, e.force)  # before minutes of loading and building
     inputs = load_inputs(e.model, e.preprocess, e.calibration, e.evaluation, reporter)
     reporter.say("[1/4] export")
     manifest = export(e, reporter, inputs)
     reporter.say("[2/4] parity")
-    parity = run_parity(out, opts.parity, reporter=reporter)
+    parity = run_parity(out, opts.parity, threads=opts.bench.threads, reporter=reporter)
     if on_parity is not None:
         on_parity(parity)
     reporter.say("[3/4] bench")
@@ -67,7 +67,7 @@ def run(opts: RunOptions, reporter: Reporter = SILENT,
     reporter.say("[4/4] report")
     report = render_report(out)
     outcome = RunOutcome(manifest, parity, results, report)
-    require_parity(parity)  # after the report, so a failing run is still measured and shown
+    require_parity(parity, opts.parity.fail_on_degenerate)  # after the report: a failing run is still shown
     return outcome
 
 

@@ -35,6 +35,13 @@ class RunFiles:
     def own(self) -> set[str]:
         return {getattr(self, f) for f in self.__dataclass_fields__}
 
+    def is_own(self, name: str, is_dir: bool) -> bool:
+        """Whether a file of that name is one shrinkwrap writes (parity checks on other inputs included)."""
+        if is_dir:
+            return name == self.figures
+        stem = self.parity.removesuffix(".json")
+        return name in self.own() - {self.figures} or (name.startswith(f"{stem}-") and name.endswith(".json"))
+
 
 RUN_FILES = RunFiles()
 MANIFEST_NAME = RUN_FILES.manifest
@@ -156,6 +163,7 @@ class ArtifactRecord:
     versions: dict[str, str]
     command: str
     decisions: dict[str, Any] = field(default_factory=dict)  # e.g. what `auto` chose
+    warnings: list[str] = field(default_factory=list)  # e.g. "degenerate: ..." (empty in older manifests)
 
     @property
     def reference_variant(self) -> str:
@@ -248,9 +256,8 @@ def verify_run_dir(run_dir: Path) -> list[VerifyProblem]:
             problems.append(VerifyProblem(rec.path, "missing"))
         elif p.stat().st_size != rec.bytes or sha256_file(p) != rec.sha256:
             problems.append(VerifyProblem(rec.path, "modified"))
-    own = RUN_FILES.own()
     for p in sorted(run_dir.iterdir()):
-        if p.name in named or (p.name in own and (p.is_dir() == (p.name == RUN_FILES.figures))):
+        if p.name in named or RUN_FILES.is_own(p.name, p.is_dir()):
             continue
         if p.name.startswith(".") and p.name.endswith(".tmp"):
             problems.append(VerifyProblem(p.name, "foreign (leftover temporary file)"))

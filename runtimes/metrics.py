@@ -69,6 +69,20 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float(10.0 * math.log10(signal / noise))
 
 
+def output_variation(logits: np.ndarray) -> float:
+    """How much outputs vary with the input: the mean over classes of the standard deviation
+    across inputs, relative to the mean absolute output. 0 when every input gives the same
+    logits (a degenerate model); about 1 for a healthy one. Needs at least two rows."""
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need (N >= 2, C) logits, got shape {x.shape}")
+    scale = float(np.mean(np.abs(x)))
+    spread = float(np.mean(np.std(x, axis=0)))
+    if scale == 0.0:
+        return 0.0
+    return spread / scale
+
+
 def top1_agreement(reference: np.ndarray, test: np.ndarray) -> float:
     """Fraction of rows whose argmax is the same."""
     ref, tst = _rows(reference, test)

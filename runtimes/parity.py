@@ -44,6 +44,9 @@ from runtimes.manifest import RUN_FILES, ArtifactRecord, Format, InputSpec, Prec
 from runtimes.records import read_record, write_json
 
 PARITY_NAME = RUN_FILES.parity
+# Outputs varying less than this (relative, metrics.output_variation) do not depend on the input.
+DEGENERATE_VARIATION = 1e-4
+DEGENERATE = "degenerate"  # the word every degenerate warning carries
 INPUT_SOURCES = ("synthetic", "images")
 PEER = "peer"  # tolerance row for artifacts compared with another variant's reference
 BATCH = 8
@@ -127,6 +130,18 @@ class ParityResult:
     passed: bool
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    output_variation: float | None = None  # metrics.output_variation of the artifact's outputs
+    degenerate: bool = False  # its outputs do not depend on its input (parity alone cannot see it)
+    top1_checked: bool = True  # False for untrained weights (near-tied logits)
+
+    def gated(self) -> list[str]:
+        """The metrics that decided pass/fail (the others are informational): result field names."""
+        t = self.tolerance
+        out = [name for name, limit in (("cosine", t.min_cosine), ("sqnr_db", t.min_sqnr_db),
+                                        ("max_abs_error", t.max_abs_error)) if limit is not None]
+        if t.min_top1_agreement is not None and self.top1_checked:
+            out.append("top1_agreement")
+        return out
 
 
 def synthetic_inputs(n: int, input_spec: InputSpec, seed: int = 0) -> np.ndarray:
@@ -229,30 +244,56 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
         if not art.weights.trained:
             notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
         m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
+        variation = metrics.output_variation(out) if len(out) > 1 else None
+        degenerate = variation is not None and variation < DEGENERATE_VARIATION
+        if degenerate:
+            notes.append(degenerate_warning(art.path, variation))
         results.append(ParityResult(
             variant=art.variant, format=art.format, path=art.path, runtime=rt_name,
             precision=art.precision.value, reference=ref_name, peer=peer, n_inputs=len(x),
             input_source=input_source, tolerance=tol, passed=not bad,
             violations=[f"{art.path} ({art.variant}, {rt_name} vs eager {ref_name}): {v}"
                         for v in bad],
-            notes=notes, **m))
+            notes=notes, output_variation=variation, degenerate=degenerate,
+            top1_checked=art.weights.trained, **m))
     return results
+
+
+def degenerate_warning(path: str, variation: float) -> str:
+    return (f"{DEGENERATE}: {path} gives the same logits for every input (output variation "
+            f"{variation:.1e} < {DEGENERATE_VARIATION:g}): it no longer computes anything from the image")
+
+
+@dataclass(frozen=True)
+class ParityInputs:
+    """What a parity check ran on, so that a later check can run on the same inputs."""
+
+    source: str  # "images" | "synthetic"
+    n: int
+    data: str | None = None  # the image folder (source "images")
+    seed: int = 0  # the synthetic inputs' seed, or the image subset's
+
+    def tag(self) -> str:
+        """A file-name tag for a check on these inputs."""
+        return f"{self.source}-{self.n}" + (f"-seed{self.seed}" if self.seed else "")
 
 
 @dataclass(frozen=True)
 class ParityReport:
-    """``parity.json``: every result, and whether all passed."""
+    """``parity.json``: every result, whether all passed, and the inputs (None in older records)."""
 
     passed: bool
     results: list[ParityResult]
+    inputs: ParityInputs | None = None
 
     def failures(self) -> list[ParityResult]:
         return [r for r in self.results if not r.passed]
 
 
-def write_parity(run_dir: Path, results: Sequence[ParityResult]) -> Path:
-    path = Path(run_dir) / PARITY_NAME
-    write_json(path, ParityReport(passed=all(r.passed for r in results), results=list(results)))
+def write_parity(run_dir: Path, results: Sequence[ParityResult], inputs: ParityInputs | None = None,
+                 name: str = PARITY_NAME) -> Path:
+    path = Path(run_dir) / name
+    write_json(path, ParityReport(passed=all(r.passed for r in results), results=list(results), inputs=inputs))
     return path
 
 

@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 import time
-from typing import Callable, Iterator
+from typing import Annotated, Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -16,12 +16,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from runtimes.errors import ShrinkwrapError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Compress torchvision CNNs, export TorchScript + ONNX, gate on parity, benchmark runtimes.")
 # Tables are wide; when output is not a terminal rich would squeeze them into 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(stderr=True, width=_WIDTH)
 out_console = Console(width=_WIDTH)
+
+
+def versions() -> str:
+    """shrinkwrap's version and the libraries that decide its numbers (read without importing them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    ort = v("onnxruntime-gpu") if v("onnxruntime-gpu") != "not installed" else v("onnxruntime")
+    return (f"shrinkwrap {v('shrinkwrap')} (torch {v('torch')}, torchvision {v('torchvision')}, "
+            f"onnxruntime {ort}, onnx {v('onnx')})")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out_console.print(versions(), highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="print the versions and exit")] = False) -> None:
+    """Compress torchvision CNNs, export TorchScript + ONNX, gate on parity, benchmark runtimes."""
 
 
 def command_line() -> str:

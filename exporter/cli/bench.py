@@ -6,7 +6,7 @@ import json
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.options import (DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, MinTime,
-                                  RunDir, Runtimes, Threads, Timeout, bench_options)
+                                  RunDir, Runtimes, Threads, Timeout, VariantsFilter, bench_options)
 from exporter.options import EvalOptions
 from runtimes.bench.options import BenchOptions
 
@@ -24,6 +24,7 @@ def bench_command(
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
     max_accuracy_drop: MaxDrop = BenchOptions.max_accuracy_drop,
+    variants: VariantsFilter = None,
     as_json: Json = False,
 ) -> None:
     """Time every artifact in every runtime (one subprocess per cell); write results.json and results.csv."""
@@ -32,7 +33,7 @@ def bench_command(
     from runtimes.manifest import require_verified
     from runtimes.records import to_jsonable
 
-    opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop)
+    opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants)
     evaluation = EvalOptions(eval_data, eval_images)
     manifest = require_verified(run_dir)
     # Decoded once, with the run's own preprocessing; every cell reads the same tensors.

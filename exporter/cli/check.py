@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from exporter.cli.app import REPORTER, app, cli_errors, out_console
-from exporter.cli.options import Json, ParityImages, RunDir, Tolerance, parity_options
+from exporter.cli.options import Degenerate, Json, ParityImages, RunDir, Tolerance, parity_options
 from exporter.options import ParityOptions
 
 
@@ -32,13 +32,20 @@ def verify(run_dir: RunDir) -> None:
 @cli_errors
 def parity(
     run_dir: RunDir,
-    data: Annotated[Optional[Path], typer.Option(help="ImageFolder of real images (default: synthetic)")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="ImageFolder of real images (default: the inputs the "
+                                                      "run recorded, else synthetic)")] = None,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="synthetic inputs, even if the run recorded "
+                                                                "images")] = False,
     images: ParityImages = ParityOptions.images,
     tolerance: Tolerance = None,
+    fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
     as_json: Json = False,
 ) -> None:
-    """Compare every artifact with its eager model; exit non-zero on any tolerance violation."""
-    show_parity(run_dir, parity_options(images, tolerance, data), as_json)
+    """Compare every artifact with its eager model; exit non-zero on any tolerance violation.
+
+    Without --data or --synthetic it re-checks the inputs the run recorded in parity.json; other
+    inputs are written beside it (parity-<source>-<n>.json), never over it."""
+    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate), as_json)
 
 
 def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool) -> None:
@@ -51,14 +58,22 @@ def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool) -> None:
         out_console.print_json(json.dumps(to_jsonable(results)))
     else:
         print_parity(results)
-    require_parity(results)
+    require_parity(results, opts.fail_on_degenerate)
 
 
 def print_parity(results: list) -> None:
     table = Table("variant", "format", "runtime", "max abs", "cosine", "SQNR dB", "top-1 agr.", "top-5 ovl.",
-                  "result", title="parity vs eager")
+                  "result", title="parity vs eager (* = gated by a tolerance; the rest is informational)")
     for r in results:
-        table.add_row(r.variant, r.format, r.runtime, f"{r.max_abs_error:.3g}", f"{r.cosine:.6f}",
-                      f"{r.sqnr_db:.1f}", f"{r.top1_agreement:.3f}", f"{r.top5_overlap:.3f}",
-                      "[green]pass[/]" if r.passed else "[red]FAIL: " + "; ".join(r.violations) + "[/]")
+        gated = set(r.gated())
+
+        def mark(name: str, text: str) -> str:
+            return f"{text}*" if name in gated else text
+
+        result = "[green]pass[/]" if r.passed else "[red]FAIL: " + "; ".join(r.violations) + "[/]"
+        if r.degenerate:
+            result += " [red]DEGENERATE[/]"
+        table.add_row(r.variant, r.format, r.runtime, mark("max_abs_error", f"{r.max_abs_error:.3g}"),
+                      mark("cosine", f"{r.cosine:.6f}"), mark("sqnr_db", f"{r.sqnr_db:.1f}"),
+                      mark("top1_agreement", f"{r.top1_agreement:.3f}"), f"{r.top5_overlap:.3f}", result)
     out_console.print(table)

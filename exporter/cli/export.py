@@ -8,7 +8,7 @@ import typer
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
-from exporter.cli.options import (EXPORT_VARIANTS, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
+from exporter.cli.options import (EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
 from exporter.export import ExportOptions
@@ -32,9 +32,11 @@ def export_command(
     input_size: InputSize = None,
     mean: Mean = None,
     std: Std = None,
-    parity_images: ParityImages = ParityOptions.images,
+    parity_images: ParityImages = ParityOptions.DEFAULT_IMAGES,
     tolerance: Tolerance = None,
+    fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
     skip_parity: Annotated[bool, typer.Option(help="do not run the parity gate after exporting")] = False,
+    force: Force = ExportOptions.force,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
     max_accuracy_drop: MaxDrop = EvalOptions.max_accuracy_drop,
@@ -44,8 +46,8 @@ def export_command(
 
     opts = export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
-                          max_accuracy_drop, command_line())
-    parity = parity_options(parity_images, tolerance, calib_data)
+                          max_accuracy_drop, command_line(), force)
+    parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate)
     export(opts, REPORTER)
     if not skip_parity:
         show_parity(out, parity, as_json=False)

@@ -41,7 +41,10 @@ Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
 Std = Annotated[Optional[str], typer.Option(help="normalization std, e.g. 0.229,0.224,0.225")]
-ParityImages = Annotated[int, typer.Option(help="inputs used by the parity check")]
+ParityImages = Annotated[Optional[int], typer.Option(help="inputs used by the parity check")]
+Force = Annotated[bool, typer.Option("--force", help="replace an earlier shrinkwrap run in --out")]
+Degenerate = Annotated[bool, typer.Option("--fail-on-degenerate/--allow-degenerate",
+                                          help="fail (exit 4) when an artifact's outputs do not depend on its input")]
 Tolerance = Annotated[Optional[list[str]], typer.Option("--tolerance", help="override a parity tolerance, "
                                                         "e.g. int8.cosine=0.995 (repeatable)")]
 Runtimes = Annotated[Optional[str], typer.Option(help="comma-separated runtimes (default: all; see "
@@ -55,6 +58,8 @@ EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure t
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
 Json = Annotated[bool, typer.Option("--json", help="print the records as JSON on stdout")]
+VariantsFilter = Annotated[Optional[str], typer.Option("--variants", help="comma-separated variants of the run "
+                                                                         "(default: all)")]
 RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
 
 DEFAULT_BATCH = ",".join(map(str, BenchOptions.batches))
@@ -92,7 +97,7 @@ def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
 
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
-                   command) -> ExportOptions:
+                   command, force=False) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order)
     return ExportOptions(
@@ -100,7 +105,7 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
         compression=compression,
         calibration=CalibrationOptions(calib_data, calib_images, calib_method),
         preprocess=preprocess_options(resize, input_size, mean, std),
-        evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command)
+        evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
 
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
@@ -112,12 +117,18 @@ def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, cal
         evaluation=EvalOptions(eval_data, eval_images))
 
 
-def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop) -> BenchOptions:
-    names = tuple(r.strip() for r in runtimes.split(",") if r.strip()) if runtimes else None
-    return BenchOptions(runtimes=names, batches=parse_ints(batch, "--batch"), threads=threads,
+def split_names(csv: str | None) -> tuple[str, ...] | None:
+    return tuple(r.strip() for r in csv.split(",") if r.strip()) if csv else None
+
+
+def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
+                  variants=None) -> BenchOptions:
+    return BenchOptions(runtimes=split_names(runtimes), batches=parse_ints(batch, "--batch"), threads=threads,
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout,
-                        max_accuracy_drop=max_accuracy_drop, compare=default_comparisons())
+                        max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),
+                        variants=split_names(variants))
 
 
-def parity_options(images, tolerance, data) -> ParityOptions:
-    return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data)
+def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True) -> ParityOptions:
+    return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data, synthetic=synthetic,
+                         fail_on_degenerate=fail_on_degenerate)

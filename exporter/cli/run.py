@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
-from exporter.cli.options import (DEFAULT_BATCH, RUN_VARIANTS, Batch, CalibData, CalibImages, CalibMethodOpt,
+from exporter.cli.options import (DEFAULT_BATCH, RUN_VARIANTS, Degenerate, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
@@ -30,8 +30,10 @@ def run(
     input_size: InputSize = None,
     mean: Mean = None,
     std: Std = None,
-    parity_images: ParityImages = ParityOptions.images,
+    parity_images: ParityImages = ParityOptions.DEFAULT_IMAGES,
     tolerance: Tolerance = None,
+    fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
+    force: Force = ExportOptions.force,
     runtimes: Runtimes = None,
     batch: Batch = DEFAULT_BATCH,
     threads: Threads = BenchOptions.threads,
@@ -49,8 +51,8 @@ def run(
     opts = RunOptions(
         export=export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                               calib_images, calib_method, resize, input_size, mean, std, eval_data,
-                              eval_images, max_accuracy_drop, command_line()),
-        parity=parity_options(parity_images, tolerance, calib_data),
+                              eval_images, max_accuracy_drop, command_line(), force),
+        parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
     out_console.print(f"wrote {outcome.report}")

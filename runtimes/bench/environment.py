@@ -83,12 +83,15 @@ def _physical_cores() -> int | None:
 
 
 def _gpu() -> tuple[str, str, str]:
-    """(name, driver, CUDA version of the torch build); "none" for each missing part."""
-    name = driver = cuda = "none"
+    """(name, driver, CUDA version of the torch build); "none" for each missing part.
+
+    The CUDA version is the torch build's, GPU or not (a CUDA build on a CPU-only machine says so).
+    """
+    name = driver = "none"
     torch = sys.modules.get("torch") or importlib.import_module("torch")
+    cuda = torch.version.cuda or "none"
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        cuda = torch.version.cuda or "none"
     smi = shutil.which("nvidia-smi")
     if smi:
         try:

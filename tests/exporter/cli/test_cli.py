@@ -182,9 +182,18 @@ def test_parity_passes_then_fails_on_a_perturbed_artifact(exported_copy):
     res = invoke("parity", str(exported_copy), "--images", "4")
     assert_one_line_error(res, 4, "fp32.onnx")
     assert "FAIL" in res.output
-    data = json.loads((exported_copy / "parity.json").read_text())
+    # 4 inputs are not the 8 synthetic ones the export recorded: the result goes beside parity.json
+    data = json.loads((exported_copy / "parity-synthetic-4.json").read_text())
     failed = [r for r in data["results"] if not r["passed"]]
     assert [r["path"] for r in failed] == ["fp32.onnx"]
+    assert json.loads((exported_copy / "parity.json").read_text())["passed"] is True
+    assert invoke("verify", str(exported_copy)).exit_code == 0  # both are the run's own files
+    # without options, parity re-checks the recorded inputs (8 synthetic) and records the failure there
+    res = invoke("parity", str(exported_copy))
+    assert_one_line_error(res, 4, "fp32.onnx")
+    recorded = json.loads((exported_copy / "parity.json").read_text())
+    assert recorded["passed"] is False and recorded["inputs"] == {"source": "synthetic", "n": 8, "data": None,
+                                                                  "seed": 0}
 
 
 def test_parity_tolerance_override_is_validated(exported_copy):
