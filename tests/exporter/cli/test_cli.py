@@ -241,3 +241,81 @@ def test_int8_on_a_model_without_a_lane_is_one_line_exit_2(out):
     res = invoke("export", "--out", str(out), "--model", "wide_resnet50_2", "--weights", "random")
     assert_one_line_error(res, 2, "'wide_resnet50_2' has no INT8 quantization lane")
     _no_partial_output(out)
+
+
+def test_version():
+    res = invoke("--version")
+    assert res.exit_code == 0 and res.output.startswith("shrinkwrap ") and "torch " in res.output
+
+
+def test_help_is_readable_at_80_columns():
+    res = CliRunner().invoke(app, ["export", "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    for flag in ("--fail-on-degenerate", "--allow-degenerate", "--max-accuracy-drop", "--calib-images", "--force"):
+        assert flag in res.output
+    assert "…" not in res.output and max(len(ln) for ln in res.output.splitlines()) <= 80
+
+
+def test_an_earlier_run_is_replaced_only_with_force(exported_copy):
+    before = sorted(p.name for p in exported_copy.iterdir())
+    res = _export(exported_copy)
+    assert_one_line_error(res, 2, "already holds a shrinkwrap run")
+    assert "--force" in res.output and sorted(p.name for p in exported_copy.iterdir()) == before
+    res = _export(exported_copy, "--force")
+    assert res.exit_code == 0, res.output
+    assert "--force: replacing the earlier run" in res.output and "int8.onnx" in res.output
+    assert read_manifest(exported_copy).variants() == ["fp32"]
+
+
+def test_force_never_replaces_a_directory_that_is_not_a_run(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "thesis.tex").write_text("precious")
+    assert_one_line_error(_export(d, "--force"), 2, "refusing to overwrite it (even with --force)")
+    assert (d / "thesis.tex").read_text() == "precious"
+
+
+def test_standalone_parity_keeps_the_runs_inputs(out, sample_dir):
+    res = invoke("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "4",
+                 "--variants", "fp32", "--calib-data", str(sample_dir), "--parity-images", "3")
+    assert res.exit_code == 0, res.output
+    recorded = json.loads((out / "parity.json").read_text())["inputs"]
+    assert recorded == {"source": "images", "n": 3, "data": str(sample_dir), "seed": 0}
+    first = (out / "parity.json").read_text()
+    res = invoke("parity", str(out))  # no options: the same 3 images again, recorded in parity.json
+    assert res.exit_code == 0 and f"3 images from {sample_dir}" in res.output
+    assert json.loads((out / "parity.json").read_text())["inputs"] == recorded
+    assert json.loads((out / "parity.json").read_text())["results"] == json.loads(first)["results"]
+    res = invoke("parity", str(out), "--synthetic")  # other inputs: beside, never over
+    assert res.exit_code == 0 and "parity-synthetic-3.json" in res.output
+    assert json.loads((out / "parity-synthetic-3.json").read_text())["inputs"]["source"] == "synthetic"
+    assert json.loads((out / "parity.json").read_text())["inputs"] == recorded
+    assert invoke("verify", str(out)).exit_code == 0
+
+
+def test_a_degenerate_model_is_flagged_everywhere(out):
+    args = ("run", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "4", "--variants",
+            "fp32,fp32-pruned", "--sparsity", "0.99", "--runtimes", "ort-cpu", "--batch", "1", "--min-time", "0",
+            "--min-iters", "2", "--parity-images", "4")
+    res = invoke(*args)
+    assert_one_line_error(res, 4, "degenerate")
+    assert "⚠ degenerate: fp32-pruned" in res.output  # said in the console
+    warnings = [w for a in read_manifest(out).artifacts for w in a.warnings]
+    assert warnings and all(w.startswith("degenerate: fp32-pruned") for w in warnings)  # in the manifest
+    assert not any(a.warnings for a in read_manifest(out).artifacts if a.variant == "fp32")
+    report = (out / "report.md").read_text()
+    assert "## ⚠ Warnings" in report and "degenerate: fp32-pruned" in report and "DEGENERATE" in report
+    parity = json.loads((out / "parity.json").read_text())
+    assert {r["variant"] for r in parity["results"] if r["degenerate"]} == {"fp32-pruned"}
+    res = invoke(*args, "--force", "--allow-degenerate")
+    assert res.exit_code == 0, res.output
+    assert "degenerate" in res.output
+
+
+def test_bench_variants_filter(exported_copy):
+    res = invoke("bench", str(exported_copy), "--variants", "int8", "--runtimes", "ort-cpu", "--batch", "1",
+                 "--min-time", "0", "--min-iters", "2")
+    assert res.exit_code == 0, res.output
+    cells = json.loads((exported_copy / "results.json").read_text())["cells"]
+    assert {c["variant"] for c in cells} == {"int8"}
+    assert_one_line_error(invoke("bench", str(exported_copy), "--variants", "int4"), 2, "not in this run")
