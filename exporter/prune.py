@@ -20,6 +20,8 @@ import torch
 import torch.ao.nn.quantized as nnq
 from torch import nn
 from torch.ao.nn.intrinsic import _FusedModule
+from torch.ao.nn.quantized import DeQuantize
+from torch.ao.quantization import DeQuantStub
 from torch.nn.utils import prune
 
 from exporter.errors import BadInputError
@@ -67,11 +69,16 @@ class PrunableWeight:
 def prunable_weights(model: nn.Module) -> list[PrunableWeight]:
     """Every Conv2d/Linear weight, float or quantized, in ``named_modules`` order."""
     found: list[PrunableWeight] = []
-    fused: dict[str, str] = {}  # "layer1.0.conv1.0" -> "layer1.0.conv1"
+    # A layer's own name, whatever wraps it: "layer1.0.conv1.0" (inside a fused module) and "fc.1"
+    # (a layer kept FP32 in an INT8 model, inside Sequential(DeQuantStub, layer, ...)) are
+    # "layer1.0.conv1" and "fc".
+    fused: dict[str, str] = {}
     for name, module in model.named_modules():
         if isinstance(module, _FusedModule):
             for child, _ in module.named_children():
                 fused[f"{name}.{child}"] = name
+        elif isinstance(module, nn.Sequential) and len(module) and isinstance(module[0], (DeQuantStub, DeQuantize)):
+            fused[f"{name}.1"] = name
         if isinstance(module, _QUANTIZED):
             found.append(PrunableWeight(name, module, "int8"))
         elif isinstance(module, _FLOAT):

@@ -41,12 +41,13 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def best_per_artifact(cells: Sequence[Cell], device: str, batch: int) -> list[Cell]:
-    """The fastest ok cell of each deployable (variant, format) on ``device`` at ``batch``."""
+    """The fastest usable ok cell of each deployable (variant, format) on ``device`` at ``batch``
+    (a pathological one only when that artifact has nothing else)."""
     best: dict[tuple[str, str], Cell] = {}
     for c in cells:
         if c.ok and c.device == device and c.batch == batch and c.format != Format.EAGER and c.median is not None:
             key = (c.variant, c.format)
-            if key not in best or c.median < best[key].median:
+            if key not in best or (c.excluded, c.median) < (best[key].excluded, best[key].median):
                 best[key] = c
     return list(best.values())
 
@@ -58,30 +59,85 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _scatter_with_front(ax, xs: list[float], ys: list[float], labels: list[str],
-                        front: list[int], log_y: bool = False) -> None:
-    ax.scatter(xs, ys, color="tab:blue", zorder=2)
-    fx, fy = [xs[i] for i in front], [ys[i] for i in front]
-    ax.plot(fx, fy, color="tab:red", marker="o", markerfacecolor="none", markersize=11,
-            linestyle="--", label="Pareto front", zorder=3)
+def trusted_front(pts: Sequence[Cell], xs: list[float], ys: list[float],
+                  key: Callable[[float, float], tuple[float, float]]) -> list[int]:
+    """The Pareto front (indices, by x) over stable, usable cells only: a pathological or noisy
+    measurement can neither be on it nor push a trusted point off it."""
+    trusted = [i for i, c in enumerate(pts) if not c.excluded and c.stable]
+    return [trusted[j] for j in pareto_front([key(xs[i], ys[i]) for i in trusted])]
+
+
+def _scatter_with_front(ax, pts: Sequence[Cell], xs: list[float], ys: list[float],
+                        key: Callable[[float, float], tuple[float, float]], log_x: bool = False,
+                        log_y: bool = False) -> None:
+    """Points, their Pareto front and a numbered key.
+
+    Pathological cells are drawn as grey crosses and never set the axes (off-scale ones are
+    said so in the key); noisy cells are hollow. Neither can be on the front: the front is
+    drawn over stable, usable measurements only.
+    """
+    usable = [i for i, c in enumerate(pts) if not c.excluded]
+    stable = [i for i in usable if pts[i].stable]
+    front = trusted_front(pts, xs, ys, key)
+    for group, style in ((stable, dict(color="tab:blue")),
+                         ([i for i in usable if i not in stable],
+                          dict(facecolors="none", edgecolors="tab:orange", label="noisy timing")),
+                         ([i for i in range(len(pts)) if pts[i].excluded],
+                          dict(color="grey", marker="x", label="pathological (not a deployment option)"))):
+        if group:
+            ax.scatter([xs[i] for i in group], [ys[i] for i in group], zorder=2, **style)
+    if front:
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="tab:red", marker="o",
+                markerfacecolor="none", markersize=11, linestyle="--", label="Pareto front", zorder=3)
+    if log_x:
+        ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
-    # Artifacts cluster tightly (one variant in several runtimes): number the points and
-    # list the names beside the axes instead of writing labels over each other.
-    for i, (x, y) in enumerate(zip(xs, ys)):
-        ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    key = "\n".join(f"{i + 1}. {text}{' *' if i in front else ''}" for i, text in enumerate(labels))
-    ax.text(1.02, 1.0, key + "\n(* on the Pareto front)", transform=ax.transAxes, va="top", fontsize=7,
-            family="monospace")
+    if usable:  # the usable points set the view; a pathological one far outside is off scale
+        _limits(ax.set_xlim, [xs[i] for i in usable], log_x)
+        _limits(ax.set_ylim, [ys[i] for i in usable], log_y)
+    lo_x, hi_x = ax.get_xlim()
+    lo_y, hi_y = ax.get_ylim()
+    off = {i for i in range(len(pts)) if not (lo_x <= xs[i] <= hi_x and lo_y <= ys[i] <= hi_y)}
+    # Artifacts cluster (one variant in several runtimes): number the points, stagger numbers that
+    # would overlap, and list the names beside the axes.
+    placed: list[tuple[float, float]] = []
+    for i in sorted(set(range(len(pts))) - off, key=lambda i: (xs[i], ys[i])):
+        fx = _fraction(xs[i], lo_x, hi_x, log_x)
+        fy = _fraction(ys[i], lo_y, hi_y, log_y)
+        clash = sum(1 for px, py in placed if abs(px - fx) < 0.04 and abs(py - fy) < 0.05)
+        placed.append((fx, fy))
+        ax.annotate(str(i + 1), (xs[i], ys[i]), textcoords="offset points", xytext=(4, 3 + 8 * clash), fontsize=7)
+    lines = []
+    for i, c in enumerate(pts):
+        mark = " *" if i in front else (" (noisy)" if not c.stable else "")
+        mark += " (pathological, off scale)" if i in off else (" (pathological)" if c.excluded else "")
+        lines.append(f"{i + 1}. {c.variant}/{c.format} ({c.runtime}){mark}")
+    ax.text(1.02, 1.0, "\n".join(lines) + "\n(* on the Pareto front)", transform=ax.transAxes, va="top",
+            fontsize=7, family="monospace")
     ax.figure.set_size_inches(11, 5)
-    ax.margins(0.08, 0.12)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(loc="best", fontsize=8)
 
 
+def _limits(setter: Callable[[float, float], object], values: list[float], log: bool) -> None:
+    lo, hi = min(values), max(values)
+    if log and lo > 0:
+        setter(lo / 1.25, hi * 1.25)
+    else:
+        pad = (hi - lo) * 0.12 or max(abs(hi) * 0.05, 1e-3)
+        setter(lo - pad, hi + pad)
+
+
+def _fraction(v: float, lo: float, hi: float, log: bool) -> float:
+    if log and v > 0 and lo > 0:
+        return (np.log(v) - np.log(lo)) / max(np.log(hi) - np.log(lo), 1e-12)
+    return (v - lo) / max(hi - lo, 1e-12)
+
+
 def _wide(values: list[float]) -> bool:
-    """Whether values span enough (a pathological cell next to fast ones) to need a log axis."""
-    return min(values) > 0 and max(values) / min(values) > 20
+    """Whether values span enough to need a log axis."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 20
 
 
 def latency_vs_size(cells: Sequence[Cell], device: str, batch: int, path: Path) -> Path | None:
@@ -92,8 +148,8 @@ def latency_vs_size(cells: Sequence[Cell], device: str, batch: int, path: Path) 
     ys = [c.median for c in pts]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    _scatter_with_front(ax, xs, ys, [f"{c.variant}/{c.format} ({c.runtime})" for c in pts],
-                        pareto_front(list(zip(xs, ys))), log_y=_wide(ys))
+    usable_y = [y for c, y in zip(pts, ys) if not c.excluded]
+    _scatter_with_front(ax, pts, xs, ys, lambda x, y: (x, y), log_y=_wide(usable_y))
     ax.set_xlabel(f"{pts[0].size.compression} compressed size (MB)")
     ax.set_ylabel(f"median latency, batch {batch} (ms)")
     ax.set_title(f"{device.upper()}: latency vs compressed size (best runtime per artifact)")
@@ -109,10 +165,8 @@ def latency_vs_accuracy(cells: Sequence[Cell], device: str, batch: int, path: Pa
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     # Lower latency and higher top-1 are better: minimize (latency, -top1).
-    _scatter_with_front(ax, xs, ys, [f"{c.variant}/{c.format} ({c.runtime})" for c in pts],
-                        pareto_front([(x, -y) for x, y in zip(xs, ys)]))
-    if _wide(xs):
-        ax.set_xscale("log")
+    usable_x = [x for c, x in zip(pts, xs) if not c.excluded]
+    _scatter_with_front(ax, pts, xs, ys, lambda x, y: (x, -y), log_x=_wide(usable_x))
     ax.set_xlabel(f"median latency, batch {batch} (ms)")
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{device.upper()}: latency vs top-1 (best runtime per artifact)")
@@ -129,10 +183,16 @@ def sparsity_per_layer(manifest: Manifest, path: Path) -> Path | None:
     layers = list(dict.fromkeys(l.name for s in series.values() for l in s))
     fig = Figure(figsize=(max(7, 0.22 * len(layers)), 4.5))
     ax = fig.subplots()
-    for variant, per_layer in series.items():
+    # Variants pruned alike give identical series: each gets its own marker and line style and a
+    # small horizontal offset, so none hides another.
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--"), ("X", "-.")]
+    width = 0.5 / max(1, len(series))
+    for k, (variant, per_layer) in enumerate(series.items()):
         by_name = {l.name: l.sparsity * 100 for l in per_layer}
-        ax.plot(range(len(layers)), [by_name.get(n, np.nan) for n in layers], marker=".",
-                label=variant)
+        marker, line = styles[k % len(styles)]
+        xs = np.arange(len(layers)) + (k - (len(series) - 1) / 2) * width
+        ax.plot(xs, [by_name.get(n, np.nan) for n in layers], marker=marker, markersize=3, linestyle=line,
+                linewidth=1, label=variant, alpha=0.85)
     ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=6)
     ax.set_ylabel("zero weights (%)")
     ax.set_ylim(-2, 102)

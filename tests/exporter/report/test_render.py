@@ -241,3 +241,27 @@ def test_pareto_front():
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="no results.json"):
         report.render_report(tmp_path)
+
+
+def test_pareto_front_ignores_pathological_and_noisy_cells():
+    import dataclasses
+
+    from runtimes.bench.stability import assess
+
+    good = _cell("int8", "onnx", "ort-cpu", 5.0)
+    patho = dataclasses.replace(_cell("fp16", "torchscript", "torchscript", 1.0), pathological=True)
+    noisy = dataclasses.replace(_cell("mixed", "onnx", "ort-cpu", 2.0), stability=assess([2.0] * 9, cores=1.5))
+    pts = [patho, noisy, good]
+    xs, ys = [1.0, 2.0, 5.0], [1.0, 1.0, 1.0]
+    assert figures.trusted_front(pts, xs, ys, lambda x, y: (x, y)) == [2]
+    assert figures.pareto_front(list(zip(xs, ys))) == [0]  # the untrusted point would have won
+
+
+def test_a_pathological_cell_does_not_set_the_axes(tmp_path):
+    import dataclasses
+
+    cells = [_cell("int8", "onnx", "ort-cpu", 2.0), _cell("fp32", "onnx", "ort-cpu", 8.0),
+             dataclasses.replace(_cell("fp16", "torchscript", "torchscript", 900.0, precision="fp16"),
+                                 pathological=True, flags=[PATHO])]
+    fig_path = figures.latency_vs_size(cells, "cpu", 1, tmp_path / "f.png")
+    assert fig_path.read_bytes()[:4] == b"\x89PNG"
