@@ -225,3 +225,14 @@ def test_intermittent_load_cheap_version(tiny_copy, fast_zstd):
         assert not (lf.pathological or li.pathological)
         off = (lf.median / li.median) / (qf.median / qi.median)
         assert 1 / 1.35 <= off <= 1.35 or not (lf.stable and li.stable), (rt, off)
+
+
+def test_an_interrupted_sweep_writes_nothing(run_dir, fast_zstd):
+    def interrupt(done, total, cell):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bench(run_dir, opts(runtimes=("eager", "ort-cpu"), batches=(1,)), progress=interrupt)
+    assert not (run_dir / RESULTS_NAME).exists() and not (run_dir / RESULTS_CSV_NAME).exists()
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
