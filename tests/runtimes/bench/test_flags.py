@@ -34,3 +34,9 @@ def test_a_noisy_cell_is_never_called_pathological():
     assert out[1].flags == [] and not out[1].pathological and not out[1].stable
     quiet = flag_cells([_ok("int8", "ort-cpu", 2.0), _ok("int8", "torchscript", 48.0)])
     assert quiet[1].pathological and quiet[1].excluded
+
+
+def test_fp16_in_pytorch_is_flagged_only_when_the_data_says_so():
+    """On a CPU with fast FP16 kernels (AMX) FP16 in PyTorch is 1.5x ORT: no flag, no exclusion."""
+    out = flag_cells([_ok("fp16", "torchscript", 24.0, precision="fp16"), _ok("fp16", "ort-cpu", 16.0, precision="fp16")])
+    assert out[0].flags == [] and not out[0].pathological
