@@ -90,7 +90,8 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     cells = remeasure_noisy(run_dir, cells, entries, batches, child_env, opts)
     compared: list[Comparison] = []
     for cspec in comparisons:
-        compared.append(spawn_comparison(cspec, opts.timeout_s, child_env))
+        skipped = precheck_comparison(cspec, manifest)
+        compared.append(skipped or spawn_comparison(cspec, opts.timeout_s, child_env))
         if progress is not None:
             progress(len(cells) + len(compared), total, compared[-1])
 
@@ -188,6 +189,18 @@ def spawn_comparison(spec: CompareSpec, timeout_s: float, env: dict[str, str]) -
     device = registry.get_spec(spec.runtime).device
     return Comparison(spec.runtime, device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
                       status="error", reason=got)
+
+
+def precheck_comparison(spec: CompareSpec, manifest: Manifest) -> Comparison | None:
+    """A ``skipped`` comparison when the runtime cannot run one of the two records here (no spawn)."""
+    rt = registry.get_spec(spec.runtime)
+    for variant, fmt in (spec.a, spec.b):
+        rec = next(r for r in manifest.records() if r.variant == variant and r.format == fmt)
+        support = rt.create(spec.threads).supports(rec)
+        if not support.ok:
+            return Comparison(spec.runtime, rt.device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
+                              status="skipped", reason=support.reason)
+    return None
 
 
 def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec],
