@@ -129,7 +129,7 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
             built = recipe.build(spec)
             reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} "
                          f"(sparsity {built.sparsity.achieved:.3f} achieved)")
-            warnings = degeneracy_warnings(spec, built, inputs)
+            warnings = list(dict.fromkeys([*built.warnings, *degeneracy_warnings(spec, built, inputs)]))
             for w in warnings:
                 reporter.say(f"⚠ {w}")
             refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings)

@@ -15,7 +15,7 @@ from pathlib import Path
 from exporter.image_folder import list_image_folder
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
-from runtimes.manifest import CalibMethod, PruneOrder, PruneScope
+from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
 
 # The accuracy budget (top-1 points below FP32) has one default, the benchmark's.
 DEFAULT_MAX_ACCURACY_DROP = BenchOptions.max_accuracy_drop
@@ -77,9 +77,14 @@ class CompressionOptions:
     sparsity: float = 0.5
     scope: PruneScope = PruneScope.GLOBAL
     order: PruneOrder = PruneOrder.QUANTIZE_THEN_PRUNE
+    method: PruneMethod = PruneMethod.OBS
+    bn_recalibrate: bool = False  # re-estimate BatchNorm statistics after pruning float weights
+    obs_images: int = 128  # calibration images OBS reconstruction uses (the first of them)
 
     def __post_init__(self) -> None:
         check_sparsity(self.sparsity)
+        _positive(self.obs_images, "obs images")
+
 
 
 @dataclass(frozen=True)

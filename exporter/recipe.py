@@ -12,20 +12,25 @@ caller touching the cache.
 from __future__ import annotations
 
 import copy
+import time
 
 import torch
 from torch import nn
 
-from exporter import prune, quantize
+from exporter import quantize, reconstruct
 from exporter.builders.base import BuiltVariant, get_builder
 from exporter.data import batches
 from exporter.evaluation import EvalSet
 from exporter.models import LoadedModel
 from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, CompressionOptions
 from exporter.progress import SILENT, Reporter
+from exporter.pruning import SYNTHETIC_WARNING, method_record, prune_as, recalibrate_batchnorm
 from exporter.variants import VariantSpec, get_variant
-from runtimes.manifest import CalibMethod, QuantRecord
+from runtimes.manifest import CalibMethod, PruneMethod, PruneRecord, QuantRecord
 from runtimes.quant_engine import QUANT_BACKEND
+
+# The global allocation only ranks weights across layers; fewer images than the reconstruction suffice.
+ALLOCATION_IMAGES = 64
 
 QUANT_SCHEME = ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); "
                 "activations UINT8 per-tensor affine, reduce_range")
@@ -49,21 +54,75 @@ class Recipe:
         self.max_accuracy_drop = max_accuracy_drop
         self.reporter = reporter
         self._calibrated: dict[tuple, nn.Module] = {}
-        self._pruned: dict[tuple, nn.Module] = {}
+        self._pruned: dict[tuple, tuple[nn.Module, list[str]]] = {}
+        self._targets: dict[tuple, dict[str, float]] = {}
+        self._reconstructed: dict[tuple, dict] = {}  # per options: layer -> (before, after), shared
 
     @property
     def calib_method(self) -> CalibMethod:
         return self.calibration.method
 
+    # --- pruning ----------------------------------------------------------------
+    def prune(self, model: nn.Module, opts: CompressionOptions, label: str = "") -> list[str]:
+        """Prune ``model`` in place with ``opts``; the warnings to record (damping raised, synthetic inputs)."""
+        key = (label, *self._pruned_key(opts))
+        known = self._reconstructed.get(key)
+        outcome = prune_as(model, opts, self.obs_images, self.reporter, label, self.layer_targets(opts), known)
+        self._reconstructed.setdefault(key, {}).update(outcome.results)
+        warnings = list(outcome.notes)
+        if opts.method is PruneMethod.OBS and opts.sparsity > 0 and self.calib_source == "synthetic":
+            warnings.append(SYNTHETIC_WARNING)
+        return warnings
+
+    def prune_record(self, prune_it: bool, opts: CompressionOptions, order: str | None) -> PruneRecord:
+        if not prune_it:
+            return PruneRecord(method=None, scope=None, order=None, requested=0.0)
+        method = method_record(opts, len(self.obs_images)) if opts.sparsity > 0 else None
+        return PruneRecord(method=method, scope=opts.scope.value, order=order, requested=opts.sparsity)
+
+    @property
+    def obs_images(self) -> torch.Tensor:
+        """The calibration images OBS reconstruction uses: ``CompressionOptions.obs_images`` of them, evenly
+        spaced (an ImageFolder subset is ordered by class, so the first ones would be a few classes only)."""
+        n, k = len(self.calib_images), self.compression.obs_images
+        if k >= n:
+            return self.calib_images
+        return self.calib_images[torch.linspace(0, n - 1, k).round().long()]
+
+    def layer_targets(self, opts: CompressionOptions) -> dict[str, float] | None:
+        """OBS's per-layer sparsities, allocated once on the float model and shared by every variant."""
+        if opts.method is not PruneMethod.OBS or opts.sparsity == 0.0:
+            return None
+        key = (opts.sparsity, opts.scope)
+        if key not in self._targets:
+            images = self.obs_images
+            few = images[torch.linspace(0, len(images) - 1, min(ALLOCATION_IMAGES, len(images))).round().long()]
+            t0 = time.perf_counter()
+            self._targets[key] = reconstruct.layer_targets(self.loaded.model, few, opts.sparsity, opts.scope.value)
+            if opts.scope.value == "global":
+                self.reporter.say(f"obs: sparsity allocated over {len(self._targets[key])} layers from "
+                                  f"{len(few)} images in {time.perf_counter() - t0:.1f} s")
+        return self._targets[key]
+
+    @staticmethod
+    def _pruned_key(opts: CompressionOptions) -> tuple:
+        return (opts.sparsity, opts.scope, opts.method, opts.bn_recalibrate)
+
     # --- cached steps -----------------------------------------------------------
     def pruned_float(self, opts: CompressionOptions) -> nn.Module:
-        """The float model pruned at ``opts`` (shared: do not modify it)."""
-        key = (opts.sparsity, opts.scope)
+        """The float model pruned at ``opts`` (shared: do not modify it); BatchNorm re-estimated when asked."""
+        key = self._pruned_key(opts)
         if key not in self._pruned:
             m = copy.deepcopy(self.loaded.model)
-            prune.prune_model(m, opts.sparsity, opts.scope.value)
-            self._pruned[key] = m
-        return self._pruned[key]
+            warnings = self.prune(m, opts, "float")
+            if opts.bn_recalibrate and opts.sparsity > 0:
+                recalibrate_batchnorm(m, self.calib_images)
+            self._pruned[key] = (m, warnings)
+        return self._pruned[key][0]
+
+    def pruned_float_warnings(self, opts: CompressionOptions) -> list[str]:
+        self.pruned_float(opts)
+        return list(self._pruned[self._pruned_key(opts)][1])
 
     def calibrated(self, pruned_first: bool, opts: CompressionOptions | None = None) -> nn.Module:
         """A prepared (observed) model calibrated on the calibration images (shared: do not modify it).
@@ -72,7 +131,7 @@ class Recipe:
         activation ranges are those of the pruned network.
         """
         opts = opts or self.compression
-        key = (True, opts.sparsity, opts.scope) if pruned_first else (False,)
+        key = (True, *self._pruned_key(opts)) if pruned_first else (False,)
         if key not in self._calibrated:
             src = self.pruned_float(opts) if pruned_first else self.loaded.model
             prepared = quantize.prepare_for_calibration(src, self.calib_method.value)

@@ -146,10 +146,10 @@ register_variant(VariantSpec(
     "fp32", "FP32 eager baseline (no compression)", Precision.FP32, "float", FloatParams(),
     role=Role.BASELINE, group="FP32", default=True))
 register_variant(VariantSpec(
-    "fp32-pruned", "FP32, global L1 unstructured pruning (torch.nn.utils.prune), made permanent",
+    "fp32-pruned", "FP32, pruned (OBS reconstruction from calibration images, or --prune-method magnitude)",
     Precision.FP32, "float", FloatParams(prune=True), group="Pruned only", default=True))
 register_variant(VariantSpec(
-    "int8", "static INT8 PTQ (fbgemm, per-channel symmetric weights) + INT8 weight pruning",
+    "int8", "static INT8 PTQ (fbgemm, per-channel symmetric weights) + pruning inside the INT8 grid (or before, --order)",
     Precision.INT8, "int8", QuantParams(prune=True), role=Role.HEADLINE, group="INT8 + pruning",
     default=True))
 register_variant(VariantSpec(

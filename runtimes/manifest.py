@@ -68,6 +68,11 @@ class PruneScope(str, enum.Enum):
     LAYER = "layer"
 
 
+class PruneMethod(str, enum.Enum):
+    OBS = "obs"  # OBS/SparseGPT-style: choose by w²/[H⁻¹]ₚₚ, reconstruct the rest from calibration images
+    MAGNITUDE = "magnitude"  # L1 magnitude, no reconstruction (the seed's recipe, kept for comparison)
+
+
 class PruneOrder(str, enum.Enum):
     QUANTIZE_THEN_PRUNE = "quantize-then-prune"
     PRUNE_THEN_QUANTIZE = "prune-then-quantize"

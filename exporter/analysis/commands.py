@@ -14,6 +14,7 @@ from pathlib import Path
 from exporter.analysis.records import SensitivityReport, SweepReport, write_sensitivity, write_sweep
 from exporter.analysis.sensitivity import layer_sensitivity
 from exporter.analysis.sweep import DEFAULT_SPARSITIES, run_sweep
+from exporter import prune, reconstruct
 from exporter.data import synthetic_images
 from exporter.errors import BadInputError
 from exporter.evaluation import EvalSet
@@ -23,7 +24,7 @@ from exporter.options import (CalibrationOptions, CompressionOptions, EvalOption
 from exporter.progress import SILENT, Reporter
 from exporter.recipe import Recipe
 from exporter.variants import default_variants, parse_variants, sweepable
-from runtimes.manifest import PruneScope
+from runtimes.manifest import PruneMethod, PruneScope
 
 SWEEP_SYNTHETIC_IMAGES = 256  # inputs when no --eval-data is given (output SQNR only)
 SENSITIVITY_SYNTHETIC_IMAGES = 128
@@ -59,6 +60,7 @@ class SweepOptions:
     analysis: AnalysisOptions = AnalysisOptions()
     variants: tuple[str, ...] = field(default_factory=default_sweep_variants)
     sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
+    methods: tuple[PruneMethod, ...] = tuple(PruneMethod)  # obs and magnitude, compared
 
     def __post_init__(self) -> None:
         levels = tuple(check_sparsity(s, "--sparsities") for s in self.sparsities)
@@ -74,7 +76,8 @@ class SweepOptions:
 def sweep(opts: SweepOptions, reporter: Reporter = SILENT) -> SweepReport:
     """Run the sweep and write ``sweep.json`` into ``opts.analysis.out``."""
     recipe, ev = analysis_inputs(opts.analysis, SWEEP_SYNTHETIC_IMAGES, reporter)
-    report = run_sweep(recipe, parse_variants(opts.variants), ev, opts.sparsities, say=reporter.say)
+    report = run_sweep(recipe, parse_variants(opts.variants), ev, opts.sparsities, say=reporter.say,
+                       methods=opts.methods)
     write_sweep(opts.analysis.out, report)
     return report
 
@@ -83,7 +86,13 @@ def sensitivity(opts: AnalysisOptions, reporter: Reporter = SILENT) -> Sensitivi
     """Per-layer sensitivity at ``opts.compression.sparsity``; writes ``sensitivity.json`` into ``opts.out``."""
     opts = dataclasses.replace(opts, compression=dataclasses.replace(opts.compression, scope=PruneScope.LAYER))
     recipe, ev = analysis_inputs(opts, SENSITIVITY_SYNTHETIC_IMAGES, reporter)
+    prune_layer = None
+    if opts.compression.method is PruneMethod.OBS:
+        def prune_layer(model, name: str, sparsity: float) -> None:
+            targets = {w.name: (sparsity if w.name == name else 0.0) for w in prune.prunable_weights(model)}
+            reconstruct.reconstruct(model, recipe.obs_images, sparsity, targets=targets)
+
     report = layer_sensitivity(recipe.loaded.model, recipe.calibrated(False), ev, opts.compression.sparsity,
-                               recipe.loaded.arch, say=reporter.say)
+                               recipe.loaded.arch, say=reporter.say, prune_layer=prune_layer)
     write_sensitivity(opts.out, report)
     return report

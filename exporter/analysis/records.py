@@ -49,6 +49,7 @@ class SweepPoint:
     onnx_bytes: int
     zstd_bytes: int
     seconds: float
+    method: str | None = None  # the pruning method (None at sparsity 0, and in older records: magnitude)
 
 
 @dataclass(frozen=True)

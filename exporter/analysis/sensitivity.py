@@ -48,7 +48,8 @@ def quant_rank_key(row: LayerSensitivity) -> tuple:
 
 def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, ev: EvalSet,
                       sparsity: float, model_name: str = "", say: Say = lambda m: None,
-                      with_pruning: bool = True) -> SensitivityReport:
+                      with_pruning: bool = True,
+                      prune_layer: Callable[[torch.nn.Module, str, float], None] | None = None) -> SensitivityReport:
     """``prepared`` is a calibrated prepared copy of ``float_model`` (see ``Recipe.calibrated``)."""
     t0 = time.perf_counter()
     check_sparsity(sparsity)
@@ -67,8 +68,11 @@ def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, e
         p_sq, p_top1, p_drop = float("nan"), None, None
         if with_pruning:
             pruned = copy.deepcopy(float_model)
-            target = [w for w in prune.prunable_weights(pruned) if w.name == _weight_name(name, weights)]
-            prune.apply_masks(target, prune.compute_masks(prune.l1_scores(target), sparsity, "layer"))
+            if prune_layer is not None:  # e.g. OBS: this layer alone, reconstructed from calibration images
+                prune_layer(pruned, _weight_name(name, weights), sparsity)
+            else:
+                target = [w for w in prune.prunable_weights(pruned) if w.name == _weight_name(name, weights)]
+                prune.apply_masks(target, prune.compute_masks(prune.l1_scores(target), sparsity, "layer"))
             p_sq, p_top1, p_drop = _score(model_logits(pruned, ev.images), ref, ev, fp32_top1)
         n_params = int(weights[_weight_name(name, weights)].magnitudes().numel())
         rows.append(LayerSensitivity(name, n_params, q_sq, q_top1, q_drop, p_sq, p_top1, p_drop))

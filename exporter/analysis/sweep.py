@@ -20,7 +20,7 @@ from exporter.formats.onnx import onnx_bytes
 from exporter.recipe import Recipe
 from exporter.variants import VariantSpec
 from runtimes.bench.sizes import ZSTD_LEVEL, zstd_size
-from runtimes.manifest import PruneOrder
+from runtimes.manifest import PruneMethod, PruneOrder
 from runtimes.metrics import sqnr_db
 
 DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
@@ -31,8 +31,8 @@ Say = Callable[[str], None]
 def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
               sparsities: Sequence[float] = DEFAULT_SPARSITIES,
               orders: Sequence[PruneOrder] = tuple(PruneOrder),
-              say: Say = lambda m: None) -> SweepReport:
-    """Build every variant at every sparsity (and order, where it applies) with ``recipe``."""
+              say: Say = lambda m: None, methods: Sequence[PruneMethod] = tuple(PruneMethod)) -> SweepReport:
+    """Build every variant at every sparsity, method and order (where it applies) with ``recipe``."""
     t0 = time.perf_counter()
     ref = model_logits(recipe.loaded.model, ev.images)
     fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
@@ -42,18 +42,20 @@ def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
         # The recipe caches calibrations by the options they depend on, so quantize-then-prune
         # reuses one calibration across every sparsity.
         for order in (list(orders) if spec.params.order_matters() else [None]):
-            for s in sparsities:
+            for method, s in [(None, 0.0)] * (0.0 in sparsities) + [(m, s) for m in methods for s in sparsities
+                                                                        if s > 0]:
                 t = time.perf_counter()
-                opts = dataclasses.replace(recipe.compression, sparsity=s, order=order or recipe.compression.order)
+                opts = dataclasses.replace(recipe.compression, sparsity=s, order=order or recipe.compression.order,
+                                           method=method or recipe.compression.method)
                 built = recipe.build(spec, opts)
                 data = onnx_bytes(built, example)
                 logits = onnx_logits(data, ev.images)
                 top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
                 p = SweepPoint(spec.name, order.value if order else None, float(s), built.sparsity.achieved,
                                top1, top5, sqnr_db(ref, logits), len(data), zstd_size(data),
-                               time.perf_counter() - t)
+                               time.perf_counter() - t, method.value if method else None)
                 points.append(p)
-                say(f"sweep {spec.name} {p.order or ''} sparsity {s:.0%}: "
+                say(f"sweep {spec.name} {p.method or ''} {p.order or ''} sparsity {s:.0%}: "
                          + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
                          + f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
     return SweepReport(recipe.loaded.arch, ev.source, int(len(ev.images)), fp32_top1,
@@ -62,33 +64,47 @@ def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
 
 
 def conclusions(points: Sequence[SweepPoint]) -> list[str]:
-    """Which order is better, per variant, from the numbers (accuracy if known, else SQNR)."""
+    """From the numbers (accuracy if known, else SQNR): which method is better, which order, and the
+    best method × order per variant, averaged over the sparsities > 0 measured for both."""
+    use_acc = all(p.top1 is not None for p in points)
+    metric = (lambda p: p.top1) if use_acc else (lambda p: p.sqnr_db)
+    unit = "points top-1" if use_acc else "dB SQNR"
+    pruned = [p for p in points if p.sparsity > 0]
     out = []
-    for variant in dict.fromkeys(p.variant for p in points):
-        by_order: dict[str, list[SweepPoint]] = {}
-        for p in points:
-            if p.variant == variant and p.order:
-                by_order.setdefault(p.order, []).append(p)
-        if len(by_order) != 2:
-            continue
-        qtp = sorted(by_order[PruneOrder.QUANTIZE_THEN_PRUNE.value], key=lambda p: p.sparsity)
-        ptq = sorted(by_order[PruneOrder.PRUNE_THEN_QUANTIZE.value], key=lambda p: p.sparsity)
-        use_acc = all(p.top1 is not None for p in qtp + ptq)
-        metric = (lambda p: p.top1) if use_acc else (lambda p: p.sqnr_db)
-        unit = "points top-1" if use_acc else "dB SQNR"
-        diffs = [metric(b) - metric(a) for a, b in zip(qtp, ptq) if a.sparsity == b.sparsity and a.sparsity > 0]
-        if not diffs:
-            continue
-        hi_a, hi_b = qtp[-1], ptq[-1]
-        mean = float(np.mean(diffs))
-        tail = (f"at {hi_a.sparsity:.0%}: quantize-then-prune {metric(hi_a):.2f}, "
-                f"prune-then-quantize {metric(hi_b):.2f}")
-        if abs(mean) < 0.01:
-            out.append(f"{variant}: no difference between the orders ({unit}); {tail}")
-            continue
-        better = "prune-then-quantize" if mean > 0 else "quantize-then-prune"
-        out.append(f"{variant}: {better} is better by {abs(mean):.2f} {unit} on average over sparsities > 0; "
-                   f"{tail}")
+    for variant in dict.fromkeys(p.variant for p in pruned):
+        mine = [p for p in pruned if p.variant == variant]
+        by: dict[tuple, dict[float, SweepPoint]] = {}
+        for p in mine:
+            by.setdefault((p.method or PruneMethod.MAGNITUDE.value, p.order), {})[p.sparsity] = p
+
+        def compare(a: tuple, b: tuple) -> float | None:
+            common = sorted(set(by.get(a, {})) & set(by.get(b, {})))
+            if not common:
+                return None
+            return float(np.mean([metric(by[b][s]) - metric(by[a][s]) for s in common]))
+
+        methods = list(dict.fromkeys(k[0] for k in by))
+        orders = list(dict.fromkeys(k[1] for k in by))
+        if len(methods) == 2:
+            diffs = [d for o in orders if (d := compare((methods[1], o), (methods[0], o))) is not None]
+            if diffs:
+                mean = float(np.mean(diffs))
+                better, worse = (methods[0], methods[1]) if mean > 0 else (methods[1], methods[0])
+                out.append(f"{variant}: {better} pruning beats {worse} by {abs(mean):.2f} {unit} on average")
+        if len(orders) == 2 and None not in orders:
+            qtp, ptq = PruneOrder.QUANTIZE_THEN_PRUNE.value, PruneOrder.PRUNE_THEN_QUANTIZE.value
+            for m in methods:
+                d = compare((m, qtp), (m, ptq))
+                if d is None:
+                    continue
+                if abs(d) < 0.01:
+                    out.append(f"{variant} ({m}): no difference between the orders ({unit})")
+                else:
+                    better = ptq if d > 0 else qtp
+                    out.append(f"{variant} ({m}): {better} is better by {abs(d):.2f} {unit} on average over "
+                               "sparsities > 0")
+        best = max(by, key=lambda k: float(np.mean([metric(p) for p in by[k].values()])))
+        hi = max(by[best])
+        out.append(f"{variant}: best here is {best[0]}" + (f", {best[1]}" if best[1] else "")
+                   + f" ({metric(by[best][hi]):.2f} {unit.split()[-1] if not use_acc else 'top-1'} at {hi:.0%})")
     return out
-
-

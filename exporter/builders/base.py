@@ -55,6 +55,7 @@ class BuiltVariant:
     # exported graph in order.
     onnx_source: nn.Module | None = None
     onnx_passes: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = ()
+    warnings: list[str] = field(default_factory=list)  # recorded in the manifest and said on the console
 
 
 class BuildContext(Protocol):
@@ -69,7 +70,14 @@ class BuildContext(Protocol):
 
     def quant_record(self, keep: tuple[str, ...]) -> QuantRecord: ...
 
+    def prune(self, model: nn.Module, opts: CompressionOptions, label: str = "") -> list[str]:
+        """Prune ``model`` in place with ``opts`` (method, scope, sparsity); returns warnings for the record."""
+
+    def prune_record(self, prune_it: bool, opts: CompressionOptions, order: str | None) -> PruneRecord: ...
+
     def pruned_float(self, opts: CompressionOptions) -> nn.Module: ...
+
+    def pruned_float_warnings(self, opts: CompressionOptions) -> list[str]: ...
 
     def calibrated(self, pruned_first: bool, opts: CompressionOptions) -> nn.Module: ...
 

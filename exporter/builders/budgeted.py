@@ -58,6 +58,9 @@ class AutoDecision:
     eval_source: str
     seconds: float
     steps: list[AutoStep] = field(default_factory=list)
+    # The search measures magnitude-pruned candidates (seconds each); the chosen one is then built with
+    # the configured method (OBS reconstruction is the more accurate), so the budget holds or improves.
+    search_method: str = "magnitude"
 
 
 def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: CompressionOptions,
@@ -115,6 +118,8 @@ def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: Compres
                             chosen.within_budget, message, ranking, int(len(ev.images)), ev.source,
                             time.perf_counter() - t0, steps)
     built = build_int8(ctx, tuple(chosen.keep_float), True, dataclasses.replace(opts, sparsity=chosen.sparsity))
+    if opts.method.value != decision.search_method:
+        say(f"auto: building the chosen candidate with --prune-method {opts.method.value}")
     built.decisions.update(to_jsonable(decision))
     return built
 

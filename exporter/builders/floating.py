@@ -14,22 +14,12 @@ from exporter.options import CompressionOptions
 from runtimes.manifest import PruneRecord, QuantRecord
 from runtimes.modules import Float32IO
 
-PRUNE_METHOD = "l1-unstructured"
-
-
 @dataclass(frozen=True)
 class FloatParams(BuilderParams):
     half: bool = False  # cast to float16 (compute), keeping a float32 interface
 
     def order_matters(self) -> bool:
         return self.half and self.prune
-
-
-def prune_record(prune_it: bool, opts: CompressionOptions, order: str | None) -> PruneRecord:
-    if not prune_it:
-        return PruneRecord(method=None, scope=None, order=None, requested=0.0)
-    return PruneRecord(method=PRUNE_METHOD if opts.sparsity > 0 else None, scope=opts.scope.value,
-                       order=order, requested=opts.sparsity)
 
 
 def finish(model: torch.nn.Module, quant: QuantRecord, pruning: PruneRecord, **extra) -> BuiltVariant:
@@ -49,18 +39,19 @@ class FloatBuilder:
     sweepable = True
 
     def build(self, ctx: BuildContext, params: FloatParams, opts: CompressionOptions) -> BuiltVariant:
-        model = copy.deepcopy(ctx.loaded.model)
+        # Pruned (and reconstructed) in FP32, shared with every other variant pruned the same way;
+        # FP16 casts the result.
+        model = copy.deepcopy(ctx.pruned_float(opts) if params.prune else ctx.loaded.model)
+        warnings = ctx.pruned_float_warnings(opts) if params.prune else []
         if params.half:
             model = model.half()
-        if params.prune:
-            prune.prune_model(model, opts.sparsity, opts.scope.value)
-        extra = {}
+        extra: dict = {"warnings": warnings}
         if params.half:
             model = Float32IO(model, torch.float16)
             # ONNX is exported from the exact FP32 copy (fp16 -> fp32 is lossless) and converted
             # by ONNX Runtime's float16 tool, which keeps float32 I/O.
-            extra = dict(onnx_source=copy.deepcopy(model.inner).float().eval(), onnx_passes=(to_float16,))
+            extra.update(onnx_source=copy.deepcopy(model.inner).float().eval(), onnx_passes=(to_float16,))
         # Order is meaningful for FP16 (prune before or after the cast); FP32 has none.
         order = opts.order.value if params.half else None
-        return finish(model, QuantRecord(backend=None, scheme=None), prune_record(params.prune, opts, order),
+        return finish(model, QuantRecord(backend=None, scheme=None), ctx.prune_record(params.prune, opts, order),
                       **extra)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from exporter import prune, quantize
+from exporter import quantize
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
-from exporter.builders.floating import finish, prune_record
+from exporter.builders.floating import finish
 from exporter.options import CompressionOptions
 from runtimes import structure
 from runtimes.manifest import PruneOrder
@@ -32,12 +32,16 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
     """The INT8 model with the ``keep`` layers in FP32, pruned at ``opts`` when ``prune_it``."""
     prune_first = prune_it and opts.order == PruneOrder.PRUNE_THEN_QUANTIZE and opts.sparsity > 0
     prepared = ctx.calibrated(prune_first, opts)
+    warnings = ctx.pruned_float_warnings(opts) if prune_first else []
     if keep:
         prepared = quantize.with_float_layers(prepared, keep)
     model: nn.Module = quantize.convert(prepared)
     if prune_it and not prune_first and opts.sparsity > 0:
-        prune.prune_model(model, opts.sparsity, opts.scope.value)
-    return finish(model, ctx.quant_record(keep), prune_record(prune_it, opts, opts.order.value))
+        # Inside the INT8 grid: pruned integers to the zero point, kept ones compensated and re-rounded
+        # (a layer kept FP32, e.g. mixed's classifier, is pruned as a float layer).
+        warnings = ctx.prune(model, opts, "int8")
+    return finish(model, ctx.quant_record(keep), ctx.prune_record(prune_it, opts, opts.order.value),
+                  warnings=warnings)
 
 
 @register_builder

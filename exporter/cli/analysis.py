@@ -11,11 +11,11 @@ from rich.table import Table
 from exporter.analysis.commands import AnalysisOptions, SweepOptions, default_sweep_variants
 from exporter.analysis.sweep import DEFAULT_SPARSITIES
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
-from exporter.cli.options import (CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
+from exporter.cli.options import (Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
                                   Model, Resize, Scope, Sparsity, Std, VariantsOpt, Weights, analysis_options,
                                   parse_floats)
 from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions
-from runtimes.manifest import RUN_FILES
+from runtimes.manifest import RUN_FILES, PruneMethod
 
 AnalysisOut = Annotated[Path, typer.Option(help="directory for the record and its figures (e.g. a run directory)")]
 Sparsities = Annotated[str, typer.Option(help="comma-separated sparsities")]
@@ -30,6 +30,8 @@ def sweep(
     variants_csv: VariantsOpt = ",".join(default_sweep_variants()),
     sparsities: Sparsities = ",".join(f"{s:g}" for s in DEFAULT_SPARSITIES),
     prune_scope: Scope = CompressionOptions.scope,
+    methods: Annotated[str, typer.Option("--prune-methods", help="comma-separated pruning methods to compare")]
+    = ",".join(m.value for m in PruneMethod),
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -48,7 +50,8 @@ def sweep(
         analysis=analysis_options(out, model, weights, CompressionOptions.sparsity, prune_scope, calib_data,
                                   calib_images, calib_method, resize, input_size, mean, std, eval_data,
                                   eval_images),
-        variants=tuple(variants_csv.split(",")), sparsities=parse_floats(sparsities, "--sparsities"))
+        variants=tuple(variants_csv.split(",")), sparsities=parse_floats(sparsities, "--sparsities"),
+        methods=tuple(parse_methods(methods)))
     report = run_sweep(opts, REPORTER)
     sweep_figures(report, out / RUN_FILES.figures)
     for c in report.conclusions:
@@ -63,6 +66,7 @@ def sensitivity(
     model: Model = ModelOptions.model,
     weights: Weights = ModelOptions.weights,
     sparsity: Sparsity = CompressionOptions.sparsity,
+    prune_method: Method = CompressionOptions.method.value,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -78,7 +82,7 @@ def sensitivity(
     from exporter.report.analyses import sensitivity_figure
 
     opts = analysis_options(out, model, weights, sparsity, CompressionOptions.scope, calib_data, calib_images,
-                            calib_method, resize, input_size, mean, std, eval_data, eval_images)
+                            calib_method, resize, input_size, mean, std, eval_data, eval_images, prune_method)
     rep = run_sensitivity(opts, REPORTER)
     sensitivity_figure(rep, out / RUN_FILES.figures / "sensitivity.png")
     table = Table("rank", "layer", "INT8-only SQNR dB", "prune-only SQNR dB", "INT8-only top-1 drop")

@@ -8,7 +8,7 @@ import typer
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
-from exporter.cli.options import (EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
+from exporter.cli.options import (BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
 from exporter.export import ExportOptions
@@ -25,6 +25,8 @@ def export_command(
     sparsity: Sparsity = CompressionOptions.sparsity,
     prune_scope: Scope = CompressionOptions.scope,
     order: Order = CompressionOptions.order,
+    prune_method: Method = CompressionOptions.method.value,
+    bn_recalibrate: BnRecalibrate = CompressionOptions.bn_recalibrate,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -46,7 +48,7 @@ def export_command(
 
     opts = export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
-                          max_accuracy_drop, command_line(), force)
+                          max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate)
     parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate)
     export(opts, REPORTER)
     if not skip_parity:

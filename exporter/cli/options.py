@@ -18,7 +18,7 @@ from exporter.options import (CalibrationOptions, CompressionOptions, EvalOption
 from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
-from runtimes.manifest import CalibMethod, PruneOrder, PruneScope
+from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
 
 EXPORT_VARIANTS = ",".join(default_variants(with_peers=False))
 RUN_VARIANTS = ",".join(default_variants(with_peers=True))
@@ -33,6 +33,12 @@ Sparsity = Annotated[float, typer.Option(help="fraction of prunable weights set 
 Scope = Annotated[PruneScope, typer.Option("--prune-scope", help="one threshold for all layers, or per layer")]
 Order = Annotated[PruneOrder, typer.Option(help="prune the INT8 weights after quantizing, or the float "
                                                 "weights before")]
+# A string, parsed by parse_methods: a bad value is then one line and exit 2, like every bad input.
+Method = Annotated[str, typer.Option("--prune-method", help="obs: choose by OBS saliency and reconstruct the "
+                                     "kept weights from the calibration images; magnitude: L1, no reconstruction")]
+BnRecalibrate = Annotated[bool, typer.Option("--bn-recalibrate/--no-bn-recalibrate",
+                                             help="re-estimate BatchNorm statistics on the calibration images "
+                                                  "after pruning float weights")]
 CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory for calibration "
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
@@ -82,6 +88,24 @@ def parse_floats(csv: str, what: str) -> tuple[float, ...]:
         raise BadInputError(f"{what} must be comma-separated numbers, got {csv!r}") from None
 
 
+def parse_method(name: str | PruneMethod) -> PruneMethod:
+    (method,) = parse_methods(name.value if isinstance(name, PruneMethod) else name)
+    return method
+
+
+def parse_methods(csv: str) -> list[PruneMethod]:
+    out = []
+    for name in (v.strip() for v in csv.split(",") if v.strip()):
+        try:
+            out.append(PruneMethod(name))
+        except ValueError:
+            raise BadInputError(f"unknown pruning method {name!r}; known: "
+                                f"{', '.join(m.value for m in PruneMethod)}") from None
+    if not out:
+        raise BadInputError("--prune-methods is empty")
+    return out
+
+
 def parse_triple(csv: str | None, what: str) -> tuple[float, float, float] | None:
     if csv is None:
         return None
@@ -97,9 +121,10 @@ def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
 
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
-                   command, force=False) -> ExportOptions:
+                   command, force=False, method=CompressionOptions.method.value,
+                   bn_recalibrate=CompressionOptions.bn_recalibrate) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
-    compression = CompressionOptions(sparsity, prune_scope, order)
+    compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate)
     return ExportOptions(
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,
@@ -109,9 +134,12 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
 
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
-                     resize, input_size, mean, std, eval_data, eval_images) -> AnalysisOptions:
+                     resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
+                     bn_recalibrate=CompressionOptions.bn_recalibrate) -> AnalysisOptions:
     return AnalysisOptions(
-        out=out, model=ModelOptions(model, weights), compression=CompressionOptions(sparsity, prune_scope),
+        out=out, model=ModelOptions(model, weights),
+        compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
+                                       bn_recalibrate=bn_recalibrate),
         calibration=CalibrationOptions(calib_data, calib_images, calib_method),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))

@@ -79,7 +79,7 @@ def sweep_figures(report: SweepReport, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     series: dict[str, list[SweepPoint]] = {}
     for p in report.points:
-        label = p.variant + (f" ({p.order})" if p.order else "")
+        label = p.variant + (f" {p.method}" if p.method else "") + (f" ({p.order})" if p.order else "")
         series.setdefault(label, []).append(p)
     use_acc = report.fp32_top1 is not None
     paths = []
@@ -112,19 +112,19 @@ def sweep_markdown(report: SweepReport, figures: Sequence[str] = ()) -> str:
              f"{report.eval_images} inputs ({report.eval_source}), every point measured in ONNX Runtime CPU; "
              f"size is the ONNX file after zstd -{level}."
              + (f" FP32 top-1: {report.fp32_top1:.2f}%." if use_acc else ""), ""]
-    head = "| variant | order | sparsity | achieved | " + ("top-1 | top-5 | " if use_acc else "") + \
+    head = "| variant | method | order | sparsity | achieved | " + ("top-1 | top-5 | " if use_acc else "") + \
         "SQNR dB | ONNX MB | zstd MB |"
-    sep = "|---|---|---:|---:|" + ("---:|---:|" if use_acc else "") + "---:|---:|---:|"
+    sep = "|---|---|---|---:|---:|" + ("---:|---:|" if use_acc else "") + "---:|---:|---:|"
     lines += [head, sep]
     for p in report.points:
-        row = f"| {p.variant} | {p.order or '-'} | {p.sparsity:.0%} | {p.achieved_sparsity:.3f} | "
+        row = f"| {p.variant} | {p.method or '-'} | {p.order or '-'} | {p.sparsity:.0%} | {p.achieved_sparsity:.3f} | "
         if use_acc:
             top5 = "–" if p.top5 is None else f"{p.top5:.2f}"
             row += f"{p.top1:.2f} | {top5} | "
         row += f"{p.sqnr_db:.1f} | {p.onnx_bytes / 1e6:.2f} | {p.zstd_bytes / 1e6:.2f} |"
         lines.append(row)
     if report.conclusions:
-        lines += ["", "**Which order is better?**", ""] + [f"- {c}" for c in report.conclusions]
+        lines += ["", "**Which method and order are better?**", ""] + [f"- {c}" for c in report.conclusions]
     lines += [""] + [f"![sweep]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

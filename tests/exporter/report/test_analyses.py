@@ -39,8 +39,8 @@ def test_sensitivity_markdown_and_figure(tmp_path):
 
 def test_sweep_markdown_and_figures(tmp_path):
     md = sweep_markdown(SWEEP, ["figures/sweep_accuracy.png"])
-    assert "| int8 | prune-then-quantize | 90% | 0.900 | 13.00 | 23.00 |" in md
-    assert "| fp32-pruned | - | 0% |" in md
+    assert "| int8 | - | prune-then-quantize | 90% | 0.900 | 13.00 | 23.00 |" in md
+    assert "| fp32-pruned | - | - | 0% |" in md
     assert "int8: prune-then-quantize is better" in md
     paths = sweep_figures(SWEEP, tmp_path)
     assert [p.name for p in paths] == ["sweep_accuracy.png", "sweep_size.png"]

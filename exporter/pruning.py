@@ -1,0 +1,76 @@
+"""Pruning as one step of a recipe: the method (OBS reconstruction or magnitude), then what the record says.
+
+Builders call :func:`prune_as` on a float model or on a converted INT8 model; the
+method decides how (:mod:`exporter.reconstruct` or :mod:`exporter.prune`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from exporter import prune, reconstruct
+from exporter.options import CompressionOptions
+from exporter.progress import SILENT, Reporter
+from runtimes.manifest import PruneMethod
+
+MAGNITUDE_RECORD = "l1-unstructured"
+SYNTHETIC_WARNING = ("obs reconstruction from SYNTHETIC inputs is not meaningful (it fits the weights to "
+                     "noise): pass --calib-data with real images, or --prune-method magnitude")
+
+
+def method_record(opts: CompressionOptions, images: int) -> str:
+    if opts.method is PruneMethod.OBS:
+        return f"obs (SparseGPT-style reconstruction from {images} calibration images)"
+    return MAGNITUDE_RECORD
+
+
+@dataclass
+class PruneOutcome:
+    notes: list[str] = field(default_factory=list)  # e.g. Cholesky needed more damping
+    seconds: float = 0.0
+    results: dict = field(default_factory=dict)  # per layer (before, after), for reuse by an identical model
+
+
+def prune_as(model: nn.Module, opts: CompressionOptions, images: torch.Tensor, reporter: Reporter = SILENT,
+             label: str = "", targets: dict[str, float] | None = None,
+             known: dict | None = None) -> PruneOutcome:
+    """Prune ``model`` in place at ``opts.sparsity`` with ``opts.method``; sparsity 0 is a no-op.
+
+    ``targets``: per-layer sparsities already allocated (OBS, global scope), shared between variants."""
+    if opts.sparsity == 0.0:
+        return PruneOutcome()
+    if opts.method is PruneMethod.MAGNITUDE:
+        prune.prune_model(model, opts.sparsity, opts.scope.value)
+        return PruneOutcome()
+    with reporter.task(f"obs {label}".strip()) as update:
+        report = reconstruct.reconstruct(model, images, opts.sparsity, opts.scope.value,
+                                         progress=lambda i, n, name: update(i, n, f"obs {label}: {name}".strip()),
+                                         targets=targets, known=known)
+    reused = f" ({report.reused} leading layers reused from an identical model)" if report.reused else ""
+    reporter.say(f"obs {label}: {len(report.layers)} layers reconstructed from {report.images} images "
+                 f"in {report.seconds:.1f} s{reused}".replace("  ", " "))
+    return PruneOutcome(report.notes(), report.seconds, report.results)
+
+
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch: int = 32) -> int:
+    """Re-estimate every BatchNorm's running statistics on ``images`` (cumulative average); returns how many."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    saved = {m: m.momentum for m in bns}
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                model(images[i:i + batch])
+    finally:
+        for m in bns:
+            m.momentum = saved[m]
+            m.eval()
+    return len(bns)
