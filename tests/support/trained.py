@@ -21,41 +21,60 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 
 
-def draw(cls: int, rng: np.random.Generator) -> np.ndarray:
+# A harder task for the pruning study (docs/pruning_study.py): ten classes, more noise, smaller shapes.
+HARD_CLASSES = CLASSES + ("ring", "cross", "dstripes", "square", "dots", "triangle")
+HARD_NOISE = 0.12
+
+
+def draw(cls: int | str, rng: np.random.Generator, noise: float = 0.06) -> np.ndarray:
+    name = CLASSES[cls] if isinstance(cls, int) else cls
     bg = rng.uniform(0, 0.5, 3)
     fg = rng.uniform(0.5, 1.0, 3)
     img = np.ones((SIZE, SIZE, 3)) * bg
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     r = rng.integers(6, 12)
     cy, cx = rng.integers(r, SIZE - r, 2)
-    if cls == 0:
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-    elif cls == 1:
-        inner = (abs(yy - cy) < r - 2) & (abs(xx - cx) < r - 2)
-        mask = (abs(yy - cy) <= r) & (abs(xx - cx) <= r) & ~inner
-    else:
+    dy, dx = yy - cy, xx - cx
+    if name == "disc":
+        mask = dy ** 2 + dx ** 2 <= r * r
+    elif name == "outline":
+        inner = (abs(dy) < r - 2) & (abs(dx) < r - 2)
+        mask = (abs(dy) <= r) & (abs(dx) <= r) & ~inner
+    elif name in ("hstripes", "vstripes", "dstripes"):
         period = int(rng.integers(4, 8))
         phase = int(rng.integers(0, period))
-        lines = ((yy if cls == 2 else xx) + phase) % period < period // 2
-        mask = lines & (abs(yy - cy) <= r + 4) & (abs(xx - cx) <= r + 4)
+        coord = {"hstripes": yy, "vstripes": xx, "dstripes": yy + xx}[name]
+        mask = ((coord + phase) % period < period // 2) & (abs(dy) <= r + 4) & (abs(dx) <= r + 4)
+    elif name == "ring":
+        d2 = dy ** 2 + dx ** 2
+        mask = (d2 <= r * r) & (d2 >= (r - 3) ** 2)
+    elif name == "cross":
+        mask = ((abs(dy) <= 1) & (abs(dx) <= r)) | ((abs(dx) <= 1) & (abs(dy) <= r))
+    elif name == "square":
+        mask = (abs(dy) <= r) & (abs(dx) <= r)
+    elif name == "dots":
+        mask = ((yy % 6 == cy % 6) & (xx % 6 == cx % 6)) & (abs(dy) <= r + 4) & (abs(dx) <= r + 4)
+    else:  # triangle
+        mask = (dy <= r) & (dy >= -r) & (abs(dx) <= (dy + r) / 2)
     img[mask] = fg
-    img += rng.normal(0, 0.06, img.shape)
+    img += rng.normal(0, noise, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def write_image_folder(root: Path, per_class: int, seed: int) -> Path:
+def write_image_folder(root: Path, per_class: int, seed: int, classes: tuple[str, ...] = CLASSES,
+                       noise: float = 0.06) -> Path:
     rng = np.random.default_rng(seed)
-    for c, name in enumerate(CLASSES):
+    for name in classes:
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            Image.fromarray(draw(c, rng)).save(d / f"{name}_{i:04d}.png")
+            Image.fromarray(draw(name, rng, noise)).save(d / f"{name}_{i:04d}.png")
     return root
 
 
 def load_tensors(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
-    for c, name in enumerate(sorted(CLASSES)):
+    for c, name in enumerate(sorted(d.name for d in root.iterdir() if d.is_dir())):
         for p in sorted((root / name).glob("*.png")):
             a = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0
             xs.append((a - MEAN) / STD)
@@ -65,12 +84,12 @@ def load_tensors(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train(train_dir: Path, out: Path, epochs: int = 6, seed: int = 0) -> dict:
-    """Train a quantizable ResNet-18 (4 classes) and save its state_dict to ``out``."""
+    """Train a quantizable ResNet-18 (one output per class folder) and save its state_dict to ``out``."""
     from runtimes.structure import build_float_model
 
     torch.manual_seed(seed)
     x, y = load_tensors(train_dir)
-    model = build_float_model("resnet18", len(CLASSES)).train()
+    model = build_float_model("resnet18", int(y.max()) + 1).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     steps = epochs * ((len(x) + 31) // 32)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=steps)
