@@ -86,6 +86,48 @@ class CompressionOptions:
         _positive(self.obs_images, "obs images")
 
 
+@dataclass(frozen=True)
+class ChannelOptions:
+    """Channel (structured) pruning of the slim variants: whole output channels removed."""
+
+    sparsity: float = 0.3  # fraction of each prunable layer's output channels removed
+    round_to: int = 8  # channel counts kept are multiples of this (hardware-friendly widths)
+
+    def __post_init__(self) -> None:
+        check_sparsity(self.sparsity, "--channel-sparsity")
+        _positive(self.round_to, "--channel-round")
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """Recovery by label-free distillation from the uncompressed FP32 model (off unless ``epochs`` > 0)."""
+
+    data: Path | None = None  # an ImageFolder; its labels are never read
+    epochs: int = 0
+    seed: int = 0
+    batch: int = 32
+    lr: float = 0.01  # SGD (momentum 0.9), cosine-annealed to 0 over the run
+    temperature: float = 4.0  # KL divergence between temperature-softened logits
+    images: int | None = None  # a deterministic subset of the folder (None: all of it)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise BadInputError(f"--finetune-epochs must be a whole number >= 0, got {self.epochs}")
+        if self.epochs > 0 and self.data is None:
+            raise BadInputError("--finetune-epochs needs --finetune-data (a folder of images; labels are not used)")
+        _positive(self.batch, "fine-tuning batch")
+        _positive(self.images, "--finetune-images")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BadInputError(f"fine-tuning learning rate must be > 0, got {self.lr}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise BadInputError(f"distillation temperature must be > 0, got {self.temperature}")
+        if self.data is not None:
+            _require_images(self.data, "--finetune-data")
+
+    @property
+    def enabled(self) -> bool:
+        return self.epochs > 0
+
 
 @dataclass(frozen=True)
 class EvalOptions:
