@@ -196,7 +196,8 @@ def record(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, fmt: str, nam
         precision=spec.precision, model=inputs.loaded.arch, num_classes=inputs.loaded.num_classes,
         input=input_spec(inputs), sparsity=built.sparsity, quantization=built.quant, pruning=built.pruning,
         weights=inputs.loaded.weights, params=built.params, nonzero_params=built.nonzero_params,
-        versions=versions, command=command, decisions=decisions, warnings=list(warnings or []))
+        versions=versions, command=command, decisions=decisions, warnings=list(warnings or []),
+        macs=built.macs, channels=built.channels, finetune=built.finetune)
 
 
 def input_spec(inputs: Inputs) -> InputSpec:

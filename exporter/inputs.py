@@ -31,7 +31,7 @@ class Inputs:
     def recipe(self, compression: CompressionOptions, calibration: CalibrationOptions,
                max_accuracy_drop: float, reporter: Reporter = SILENT) -> Recipe:
         return Recipe(self.loaded, self.calib_images, self.calib_source, compression, calibration,
-                      self.eval_set, max_accuracy_drop, reporter)
+                      self.eval_set, max_accuracy_drop, reporter, self.preprocess)
 
 
 def load_inputs(model: ModelOptions, preprocess: PreprocessOptions, calibration: CalibrationOptions,

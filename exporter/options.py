@@ -73,20 +73,6 @@ class CalibrationOptions:
 
 
 @dataclass(frozen=True)
-class CompressionOptions:
-    sparsity: float = 0.5
-    scope: PruneScope = PruneScope.GLOBAL
-    order: PruneOrder = PruneOrder.QUANTIZE_THEN_PRUNE
-    method: PruneMethod = PruneMethod.OBS
-    bn_recalibrate: bool = False  # re-estimate BatchNorm statistics after pruning float weights
-    obs_images: int = 128  # calibration images OBS reconstruction uses (the first of them)
-
-    def __post_init__(self) -> None:
-        check_sparsity(self.sparsity)
-        _positive(self.obs_images, "obs images")
-
-
-@dataclass(frozen=True)
 class ChannelOptions:
     """Channel (structured) pruning of the slim variants: whole output channels removed."""
 
@@ -127,6 +113,22 @@ class FinetuneOptions:
     @property
     def enabled(self) -> bool:
         return self.epochs > 0
+
+
+@dataclass(frozen=True)
+class CompressionOptions:
+    sparsity: float = 0.5
+    scope: PruneScope = PruneScope.GLOBAL
+    order: PruneOrder = PruneOrder.QUANTIZE_THEN_PRUNE
+    method: PruneMethod = PruneMethod.OBS
+    bn_recalibrate: bool = False  # re-estimate BatchNorm statistics after pruning float weights
+    obs_images: int = 128  # calibration images OBS reconstruction uses (the first of them)
+    channels: ChannelOptions = ChannelOptions()  # the slim variants' channel pruning
+    finetune: FinetuneOptions = FinetuneOptions()  # recovery by distillation (slim and unstructured-pruned)
+
+    def __post_init__(self) -> None:
+        check_sparsity(self.sparsity)
+        _positive(self.obs_images, "obs images")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,13 +22,16 @@ from exporter import quantize, reconstruct
 from exporter.builders.base import BuiltVariant, get_builder
 from exporter.data import batches
 from exporter.evaluation import EvalSet
-from exporter.models import LoadedModel
+from exporter.models import LoadedModel, Preprocess
 from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, CompressionOptions
 from exporter.progress import SILENT, Reporter
 from exporter.pruning import SYNTHETIC_WARNING, method_record, prune_as, recalibrate_batchnorm
 from exporter.variants import VariantSpec, get_variant
-from runtimes.manifest import CalibMethod, PruneMethod, PruneRecord, QuantRecord
+from runtimes.manifest import CalibMethod, FinetuneRecord, PruneMethod, PruneRecord, QuantRecord
 from runtimes.quant_engine import QUANT_BACKEND
+
+if TYPE_CHECKING:
+    from exporter.slimming import SlimModel
 
 # The global allocation only ranks weights across layers; fewer images than the reconstruction suffice.
 ALLOCATION_IMAGES = 64
@@ -44,8 +48,9 @@ class Recipe:
                  calibration: CalibrationOptions = CalibrationOptions(),
                  eval_set: EvalSet | None = None,
                  max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                 reporter: Reporter = SILENT) -> None:
+                 reporter: Reporter = SILENT, preprocess: Preprocess | None = None) -> None:
         self.loaded = loaded
+        self.preprocess = preprocess or loaded.preprocess
         self.calib_images = calib_images
         self.calib_source = calib_source
         self.compression = compression
@@ -54,7 +59,9 @@ class Recipe:
         self.max_accuracy_drop = max_accuracy_drop
         self.reporter = reporter
         self._calibrated: dict[tuple, nn.Module] = {}
-        self._pruned: dict[tuple, tuple[nn.Module, list[str]]] = {}
+        self._pruned: dict[tuple, tuple[nn.Module, list[str], FinetuneRecord | None]] = {}
+        self._slimmed: dict[tuple, "SlimModel"] = {}
+        self._dense_macs: int | None = None
         self._targets: dict[tuple, dict[str, float]] = {}
         self._reconstructed: dict[tuple, dict] = {}  # per options: layer -> (before, after), shared
 
@@ -84,10 +91,21 @@ class Recipe:
     def obs_images(self) -> torch.Tensor:
         """The calibration images OBS reconstruction uses: ``CompressionOptions.obs_images`` of them, evenly
         spaced (an ImageFolder subset is ordered by class, so the first ones would be a few classes only)."""
+        return self.calib_images[self._obs_indices()]
+
+    def _obs_indices(self) -> torch.Tensor:
         n, k = len(self.calib_images), self.compression.obs_images
         if k >= n:
-            return self.calib_images
-        return self.calib_images[torch.linspace(0, n - 1, k).round().long()]
+            return torch.arange(n)
+        return torch.linspace(0, n - 1, k).round().long().unique()
+
+    @property
+    def held_out_images(self) -> torch.Tensor:
+        """Calibration images no reconstruction used, to measure recovery on (all of them when fewer
+        than 16 are left: the measurement is then in-sample)."""
+        mask = torch.ones(len(self.calib_images), dtype=torch.bool)
+        mask[self._obs_indices()] = False
+        return self.calib_images[mask] if int(mask.sum()) >= 16 else self.calib_images
 
     def layer_targets(self, opts: CompressionOptions) -> dict[str, float] | None:
         """OBS's per-layer sparsities, allocated once on the float model and shared by every variant."""
@@ -106,7 +124,7 @@ class Recipe:
 
     @staticmethod
     def _pruned_key(opts: CompressionOptions) -> tuple:
-        return (opts.sparsity, opts.scope, opts.method, opts.bn_recalibrate)
+        return (opts.sparsity, opts.scope, opts.method, opts.bn_recalibrate, opts.finetune)
 
     # --- cached steps -----------------------------------------------------------
     def pruned_float(self, opts: CompressionOptions) -> nn.Module:
@@ -117,12 +135,47 @@ class Recipe:
             warnings = self.prune(m, opts, "float")
             if opts.bn_recalibrate and opts.sparsity > 0:
                 recalibrate_batchnorm(m, self.calib_images)
-            self._pruned[key] = (m, warnings)
+            finetune = None
+            if opts.finetune.enabled and opts.sparsity > 0:
+                from exporter.distill import distill, masks_of
+
+                # The zeros stay where pruning put them: only the kept weights learn.
+                finetune = distill(m, self.loaded.model, opts.finetune, self.preprocess, self.reporter,
+                                   masks=masks_of(m))
+            self._pruned[key] = (m, warnings, finetune)
         return self._pruned[key][0]
 
     def pruned_float_warnings(self, opts: CompressionOptions) -> list[str]:
         self.pruned_float(opts)
         return list(self._pruned[self._pruned_key(opts)][1])
+
+    def pruned_float_finetune(self, opts: CompressionOptions) -> FinetuneRecord | None:
+        self.pruned_float(opts)
+        return self._pruned[self._pruned_key(opts)][2]
+
+    def slimmed(self, opts: CompressionOptions) -> "SlimModel":
+        """The channel-pruned, recovered float model for ``opts.channels`` (shared: do not modify it)."""
+        from exporter.slimming import slim
+
+        key = (opts.channels, opts.finetune)
+        if key not in self._slimmed:
+            self._slimmed[key] = slim(self.loaded.model, self.calib_images, self.obs_images, self.held_out_images,
+                                      opts, self.preprocess, self.calib_source == "synthetic", self.reporter)
+        return self._slimmed[key]
+
+    def calibrated_model(self, model: nn.Module) -> nn.Module:
+        prepared = quantize.prepare_for_calibration(model, self.calib_method.value)
+        quantize.calibrate(prepared, batches(self.calib_images, self.calibration.batch))
+        return prepared
+
+    @property
+    def dense_macs(self) -> int:
+        """Multiply-accumulates per image of the loaded model: what every variant with its structure runs."""
+        if self._dense_macs is None:
+            from exporter.channels import count_macs_and_params
+
+            self._dense_macs = count_macs_and_params(self.loaded.model, self.calib_images[:1])[0]
+        return self._dense_macs
 
     def calibrated(self, pruned_first: bool, opts: CompressionOptions | None = None) -> nn.Module:
         """A prepared (observed) model calibrated on the calibration images (shared: do not modify it).
@@ -134,9 +187,7 @@ class Recipe:
         key = (True, *self._pruned_key(opts)) if pruned_first else (False,)
         if key not in self._calibrated:
             src = self.pruned_float(opts) if pruned_first else self.loaded.model
-            prepared = quantize.prepare_for_calibration(src, self.calib_method.value)
-            quantize.calibrate(prepared, batches(self.calib_images, self.calibration.batch))
-            self._calibrated[key] = prepared
+            self._calibrated[key] = self.calibrated_model(src)
         return self._calibrated[key]
 
     # --- records ----------------------------------------------------------------
@@ -148,7 +199,10 @@ class Recipe:
     # --- building ---------------------------------------------------------------
     def build(self, spec: VariantSpec, opts: CompressionOptions | None = None) -> BuiltVariant:
         """Build ``spec`` with ``opts`` (default: this recipe's compression options)."""
-        return get_builder(spec.builder).build(self, spec.params, opts or self.compression)
+        built = get_builder(spec.builder).build(self, spec.params, opts or self.compression)
+        if built.macs is None:
+            built.macs = self.dense_macs
+        return built
 
     def build_named(self, variant: str, opts: CompressionOptions) -> BuiltVariant:
         return self.build(get_variant(variant), opts)

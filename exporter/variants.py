@@ -20,6 +20,7 @@ from exporter.builders.floating import FloatParams
 from exporter.builders.peer import PeerParams
 from exporter.builders.budgeted import BudgetParams
 from exporter.builders.quantized import QuantParams
+from exporter.builders.slim import SlimParams
 from runtimes.errors import BadInputError
 from runtimes.manifest import Format, Precision
 
@@ -45,6 +46,7 @@ class VariantSpec:
     role: Role = Role.VARIANT
     group: str = "Other"  # the report table the variant's rows go to
     default: bool = False  # built when --variants is not given
+    dense: str | None = None  # the dense variant of the same precision its speed-up is measured against
 
     @property
     def prunes(self) -> bool:
@@ -66,6 +68,8 @@ def register_variant(spec: VariantSpec) -> VariantSpec:
     if not isinstance(spec.params, builder.params_type):
         raise TypeError(f"variant {spec.name!r}: builder {spec.builder!r} takes "
                         f"{builder.params_type.__name__}, got {type(spec.params).__name__}")
+    if spec.dense is not None and spec.dense not in _VARIANTS:
+        raise ValueError(f"variant {spec.name!r} measures its speed-up against unregistered {spec.dense!r}")
     if spec.compare_with is not None and spec.compare_with not in _VARIANTS:
         raise ValueError(f"variant {spec.name!r} compares with unregistered {spec.compare_with!r}")
     _VARIANTS[spec.name] = spec
@@ -171,3 +175,10 @@ register_variant(VariantSpec(
     "auto", "accuracy-budgeted: most INT8-sensitive layers kept FP32, then the highest sparsity within "
     "--max-accuracy-drop (needs --eval-data)",
     Precision.MIXED, "budgeted-int8", BudgetParams(), role=Role.BUDGETED, group="Mixed + pruning"))
+register_variant(VariantSpec(
+    "fp32-slim", "FP32, channel-pruned (--channel-sparsity of each layer's channels removed), least-squares refit "
+    "+ BatchNorm re-estimated (+ distillation with --finetune-epochs)",
+    Precision.FP32, "slim", SlimParams(), group="Channel-pruned (slim)", dense="fp32"))
+register_variant(VariantSpec(
+    "int8-slim", "static INT8 PTQ (fbgemm) of the fp32-slim model, calibrated on the slim model",
+    Precision.INT8, "int8-slim", SlimParams(), group="Channel-pruned (slim)", dense="int8-dense"))

@@ -26,7 +26,8 @@ class EagerRuntime(TorchRuntime):
 
         model = structure.skeleton(arch=artifact.model, num_classes=artifact.num_classes,
                                    precision=artifact.precision.value,
-                                   keep=artifact.quantization.keep_float)
+                                   keep=artifact.quantization.keep_float,
+                                   shapes=artifact.channels.shapes if artifact.channels else None)
         try:
             state = structure.state_dict_bytes_safe_load(path)
             model.load_state_dict(state)

@@ -144,6 +144,61 @@ class WeightsRecord:
     sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class FinetuneRecord:
+    """Recovery by label-free distillation from the FP32 model: its settings, data source and cost."""
+
+    data: str  # the ImageFolder (its labels are not used)
+    images: int  # images decoded and trained on (after the subset and skipping)
+    skipped: int  # files skipped: unreadable images and files that are not images
+    epochs: int
+    batch: int
+    lr: float
+    temperature: float
+    seed: int
+    device: str  # "cpu" or "cuda"
+    seconds: float  # the training loop (decoding excluded)
+    images_per_s: float  # training images (augmented views) per second of the training loop
+    loss_first_epoch: float  # mean KL (times T²) over the first epoch
+    loss_last_epoch: float
+    masked_layers: int  # weights whose zeros were held fixed (unstructured-pruned models)
+
+
+@dataclass(frozen=True)
+class RecoveryStep:
+    """One reconstruction step after pruning and what it recovered, measured without labels on the
+    calibration images: top-1 agreement with the FP32 model and the logits' SQNR against it."""
+
+    step: str  # "pruned" (before any step), "least-squares refit", "batchnorm re-estimation", "distillation"
+    agreement: float  # % of images whose top-1 class is the FP32 model's
+    sqnr_db: float
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelLayer:
+    name: str
+    kept: int  # output channels kept
+    total: int  # output channels before
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    """Channel (structured) pruning of a slim variant."""
+
+    requested: float  # fraction of each prunable layer's output channels removed
+    round_to: int
+    criterion: str  # the importance criterion used (e.g. "taylor", "l2-magnitude")
+    layers: list[ChannelLayer]  # channels kept per pruned layer
+    shapes: dict[str, list[int]]  # every conv/Linear weight and BatchNorm shape: rebuilds the structure
+    macs_before: int  # multiply-accumulates per image
+    macs_after: int
+    params_before: int
+    params_after: int
+    recovery: list[RecoveryStep] = field(default_factory=list)
+
+
 # The manifest key (in ``ArtifactRecord.decisions``) naming the variant an artifact is compared with.
 COMPARE_WITH = "compare_with"
 
@@ -169,6 +224,9 @@ class ArtifactRecord:
     command: str
     decisions: dict[str, Any] = field(default_factory=dict)  # e.g. what `auto` chose
     warnings: list[str] = field(default_factory=list)  # e.g. "degenerate: ..." (empty in older manifests)
+    macs: int | None = None  # multiply-accumulates per image the dense kernels execute (None in older manifests)
+    channels: ChannelRecord | None = None  # slim variants: what channel pruning removed
+    finetune: FinetuneRecord | None = None  # recovery by distillation, when it ran
 
     @property
     def reference_variant(self) -> str:

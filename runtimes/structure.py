@@ -177,14 +177,42 @@ def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return parent, parts[-1]
 
 
+def resize(model: nn.Module, shapes: dict[str, list[int]]) -> nn.Module:
+    """Give each named conv, Linear and BatchNorm the recorded shape (a channel-pruned structure), with
+    placeholder parameters that ``load_state_dict`` then fills."""
+    modules = dict(model.named_modules())
+    for name, shape in shapes.items():
+        m = modules.get(name)
+        if m is None:
+            raise BadInputError(f"the recorded structure names a layer {name!r} that {type(model).__name__} lacks")
+        if isinstance(m, nn.Conv2d):
+            if m.groups > 1 and m.groups == m.in_channels:  # depthwise: follows its input's width
+                m.groups = m.in_channels = m.out_channels = shape[0]
+            else:
+                m.out_channels, m.in_channels = shape[0], shape[1] * m.groups
+        elif isinstance(m, nn.Linear):
+            m.out_features, m.in_features = shape[0], shape[1]
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.num_features = shape[0]
+            for buf in ("running_mean", "running_var"):
+                setattr(m, buf, torch.zeros(shape[0]))
+        else:
+            raise BadInputError(f"cannot resize {name!r} ({type(m).__name__})")
+        weight_shape = shape if not isinstance(m, nn.modules.batchnorm._BatchNorm) else [shape[0]]
+        m.weight = nn.Parameter(torch.zeros(weight_shape))
+        if getattr(m, "bias", None) is not None:
+            m.bias = nn.Parameter(torch.zeros(shape[0]))
+    return model
+
+
 def quantized_skeleton(arch: str, num_classes: int, keep: Iterable[str] = (),
-                       method: str = "histogram") -> nn.Module:
+                       method: str = "histogram", shapes: dict[str, list[int]] | None = None) -> nn.Module:
     """The converted INT8 structure with placeholder parameters, ready for ``load_state_dict``."""
     from torch.ao.quantization import convert, prepare
 
     require_quant_lane(arch)
     set_quantized_engine()
-    model = fuse(build_float_model(arch, num_classes))
+    model = fuse(resize(build_float_model(arch, num_classes), shapes or {}))
     qc = qconfig(method)
     model.qconfig = qc
     keep_float(model, keep, qc)
@@ -193,11 +221,13 @@ def quantized_skeleton(arch: str, num_classes: int, keep: Iterable[str] = (),
     return model
 
 
-def skeleton(arch: str, num_classes: int, precision: str, keep: Iterable[str] = ()) -> nn.Module:
-    """The eager structure of a variant of the given precision, for loading its state_dict."""
+def skeleton(arch: str, num_classes: int, precision: str, keep: Iterable[str] = (),
+             shapes: dict[str, list[int]] | None = None) -> nn.Module:
+    """The eager structure of a variant of the given precision, for loading its state_dict;
+    ``shapes``: a channel-pruned variant's layer shapes (see :func:`resize`)."""
     if precision in (Precision.INT8.value, Precision.MIXED.value):
-        return quantized_skeleton(arch, num_classes, keep)
-    model = build_float_model(arch, num_classes)
+        return quantized_skeleton(arch, num_classes, keep, shapes=shapes)
+    model = resize(build_float_model(arch, num_classes), shapes or {})
     if precision == Precision.FP16.value:
         return Float32IO(model.half(), torch.float16).eval()
     return model

@@ -12,7 +12,7 @@ it and it imports none of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
 import onnx
 import torch
@@ -23,7 +23,9 @@ from exporter.models import LoadedModel
 from exporter.options import CompressionOptions
 from exporter.progress import Reporter
 from runtimes.errors import BadInputError
-from runtimes.manifest import PruneRecord, QuantRecord, SparsityRecord
+if TYPE_CHECKING:
+    from exporter.slimming import SlimModel
+from runtimes.manifest import ChannelRecord, FinetuneRecord, PruneRecord, QuantRecord, SparsityRecord
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class BuiltVariant:
     onnx_source: nn.Module | None = None
     onnx_passes: tuple[Callable[[onnx.ModelProto], onnx.ModelProto], ...] = ()
     warnings: list[str] = field(default_factory=list)  # recorded in the manifest and said on the console
+    macs: int | None = None  # per image, as the dense kernels run it (the recipe fills in the dense model's)
+    channels: ChannelRecord | None = None  # slim variants
+    finetune: FinetuneRecord | None = None  # recovery by distillation, when it ran
 
 
 class BuildContext(Protocol):
@@ -78,6 +83,15 @@ class BuildContext(Protocol):
     def pruned_float(self, opts: CompressionOptions) -> nn.Module: ...
 
     def pruned_float_warnings(self, opts: CompressionOptions) -> list[str]: ...
+
+    def pruned_float_finetune(self, opts: CompressionOptions) -> FinetuneRecord | None:
+        """The distillation that recovered :meth:`pruned_float` (None when it did not run)."""
+
+    def slimmed(self, opts: CompressionOptions) -> SlimModel:
+        """The float model with ``opts.channels`` of its channels removed and recovered (shared)."""
+
+    def calibrated_model(self, model: nn.Module) -> nn.Module:
+        """A prepared (observed) copy of a float ``model`` calibrated on the calibration images."""
 
     def calibrated(self, pruned_first: bool, opts: CompressionOptions) -> nn.Module: ...
 

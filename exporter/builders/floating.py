@@ -45,7 +45,7 @@ class FloatBuilder:
         warnings = ctx.pruned_float_warnings(opts) if params.prune else []
         if params.half:
             model = model.half()
-        extra: dict = {"warnings": warnings}
+        extra: dict = {"warnings": warnings, "finetune": ctx.pruned_float_finetune(opts) if params.prune else None}
         if params.half:
             model = Float32IO(model, torch.float16)
             # ONNX is exported from the exact FP32 copy (fp16 -> fp32 is lossless) and converted

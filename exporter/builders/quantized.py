@@ -41,7 +41,7 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
         # (a layer kept FP32, e.g. mixed's classifier, is pruned as a float layer).
         warnings = ctx.prune(model, opts, "int8")
     return finish(model, ctx.quant_record(keep), ctx.prune_record(prune_it, opts, opts.order.value),
-                  warnings=warnings)
+                  warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None)
 
 
 @register_builder

@@ -8,11 +8,12 @@ import typer
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
-from exporter.cli.options import (BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
+from exporter.cli.options import (ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+                                  recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
 from exporter.export import ExportOptions
-from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, ParityOptions
+from exporter.options import CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions, ModelOptions, ParityOptions
 
 
 @app.command("export")
@@ -27,6 +28,11 @@ def export_command(
     order: Order = CompressionOptions.order,
     prune_method: Method = CompressionOptions.method.value,
     bn_recalibrate: BnRecalibrate = CompressionOptions.bn_recalibrate,
+    channel_sparsity: ChannelSparsity = ChannelOptions.sparsity,
+    channel_round: ChannelRound = ChannelOptions.round_to,
+    finetune_data: FinetuneData = FinetuneOptions.data,
+    finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
+    seed: Seed = FinetuneOptions.seed,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -48,7 +54,8 @@ def export_command(
 
     opts = export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
-                          max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate)
+                          max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate,
+                          recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed))
     parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate)
     export(opts, REPORTER)
     if not skip_parity:

@@ -13,8 +13,8 @@ import typer
 
 from exporter.analysis.commands import AnalysisOptions
 from exporter.export import ExportOptions
-from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
-                              ParityOptions, PreprocessOptions)
+from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
+                              ModelOptions, ParityOptions, PreprocessOptions)
 from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
@@ -39,6 +39,14 @@ Method = Annotated[str, typer.Option("--prune-method", help="obs: choose by OBS 
 BnRecalibrate = Annotated[bool, typer.Option("--bn-recalibrate/--no-bn-recalibrate",
                                              help="re-estimate BatchNorm statistics on the calibration images "
                                                   "after pruning float weights")]
+ChannelSparsity = Annotated[float, typer.Option(help="slim variants: fraction of each prunable layer's output "
+                                                     "channels removed, 0 <= C < 1")]
+ChannelRound = Annotated[int, typer.Option(help="slim variants: channel counts kept are multiples of this")]
+FinetuneData = Annotated[Optional[Path], typer.Option(help="ImageFolder for recovery by distillation from the FP32 "
+                                                           "model (labels are not used)")]
+FinetuneEpochs = Annotated[int, typer.Option(help="distillation epochs after pruning (slim variants, and the "
+                                                  "pruned float weights with their zeros held); 0 = none")]
+Seed = Annotated[int, typer.Option(help="seed of the distillation (shuffling, augmentation)")]
 CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory for calibration "
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
@@ -119,12 +127,22 @@ def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
     return PreprocessOptions(resize, input_size, parse_triple(mean, "--mean"), parse_triple(std, "--std"))
 
 
+def recovery_options(channel_sparsity: float = ChannelOptions.sparsity, channel_round: int = ChannelOptions.round_to,
+                     finetune_data: Path | None = FinetuneOptions.data,
+                     finetune_epochs: int = FinetuneOptions.epochs,
+                     seed: int = FinetuneOptions.seed) -> dict:
+    """The channel-pruning and distillation records, as ``CompressionOptions`` keyword arguments."""
+    return {"channels": ChannelOptions(channel_sparsity, channel_round),
+            "finetune": FinetuneOptions(finetune_data, finetune_epochs, seed)}
+
+
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
                    command, force=False, method=CompressionOptions.method.value,
-                   bn_recalibrate=CompressionOptions.bn_recalibrate) -> ExportOptions:
+                   bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
-    compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate)
+    compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
+                                     **(recovery or {}))
     return ExportOptions(
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
-from exporter.cli.options import (BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
+from exporter.cli.options import (ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+                                  recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
-from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, ParityOptions
+from exporter.options import CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions, ModelOptions, ParityOptions
 from runtimes.bench.options import BenchOptions
 
 
@@ -25,6 +26,11 @@ def run(
     order: Order = CompressionOptions.order,
     prune_method: Method = CompressionOptions.method.value,
     bn_recalibrate: BnRecalibrate = CompressionOptions.bn_recalibrate,
+    channel_sparsity: ChannelSparsity = ChannelOptions.sparsity,
+    channel_round: ChannelRound = ChannelOptions.round_to,
+    finetune_data: FinetuneData = FinetuneOptions.data,
+    finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
+    seed: Seed = FinetuneOptions.seed,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -54,7 +60,9 @@ def run(
         export=export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                               calib_images, calib_method, resize, input_size, mean, std, eval_data,
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
-                              bn_recalibrate),
+                              bn_recalibrate,
+                              recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
+                                               seed)),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
