@@ -110,10 +110,29 @@ def remove_channels(model: nn.Module, images: torch.Tensor, sparsity: float, rou
                 removed.setdefault(names[id(dep.target.module)], set()).update(int(i) for i in idxs)
         group.prune()
     model.zero_grad(set_to_none=True)
+    check_forward(model, example)
     for n, total in plan.original.items():
         if n in removed:
             plan.kept[n] = [i for i in range(total) if i not in removed[n]]
     return plan
+
+
+def check_forward(model: nn.Module, example: torch.Tensor) -> None:
+    """Run the slim model once; when a layer Torch-Pruning could not follow breaks it (an op it does not
+    trace, such as slicing channels by index), name that layer in one line."""
+    entered: list[str] = []
+    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: entered.append(n))
+               for n, m in model.named_modules() if n and not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the dependency graph's
+        where = entered[-1] if entered else "the model's forward"
+        raise BadInputError(f"channel pruning cannot trace {type(model).__name__}: after removing channels, "
+                            f"the forward pass fails at or just after layer {where!r} ({_first_line(exc)})") from exc
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def channel_shapes(model: nn.Module) -> dict[str, list[int]]:

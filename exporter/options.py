@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.errors import DataError
 from exporter.image_folder import list_image_folder
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
@@ -177,6 +178,9 @@ class ParityOptions:
 
 
 def _require_images(folder: Path, flag: str) -> None:
-    _, samples, _ = list_image_folder(folder)
+    try:
+        _, samples, _ = list_image_folder(folder)
+    except DataError as exc:
+        raise BadInputError(f"{flag}: {exc}") from None
     if not samples:
         raise BadInputError(f"{flag} {folder} holds no image files")

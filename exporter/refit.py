@@ -7,6 +7,11 @@ unpruned network's outputs on the calibration images. Layers are refit in
 forward order, each from the inputs the already-refit layers before it produce,
 so errors do not accumulate.
 
+The targets are the unpruned layer's outputs *as normalised*: when BatchNorm
+statistics were re-estimated first, each target channel is mapped through the
+teacher's and the student's statistics, so the refit output normalises to what
+the teacher's does.
+
 Per layer, ``A = XᵀX`` and ``B = XᵀY`` are accumulated batch by batch (conv
 inputs unfolded to columns, a seeded sample of output positions kept for large
 feature maps), then ``W = W₀ + (A + λI)⁻¹ (B − A W₀)``: a ridge toward the
@@ -135,6 +140,7 @@ def refit_layer(student: nn.Module, teacher: nn.Module, name: str, kept: torch.T
     energy = 0.0
     gen = torch.Generator().manual_seed(seed)
     pick, picked = None, False
+    to_student = _normalisation_map(student, teacher, name, kept)
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         xs = _capture(student, name, x, output=False).float()
@@ -147,7 +153,7 @@ def refit_layer(student: nn.Module, teacher: nn.Module, name: str, kept: torch.T
         X = _rows(module, xs, pick).double()
         if intercept:
             X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1)
-        Y = _targets(yt, kept, pick).double()
+        Y = to_student(_targets(yt, kept, pick).double())
         A.addmm_(X.t(), X)
         B.addmm_(X.t(), Y)
         energy += float((Y ** 2).sum())
@@ -156,6 +162,19 @@ def refit_layer(student: nn.Module, teacher: nn.Module, name: str, kept: torch.T
     before, after = _relative_error(A, B, energy, W0), _relative_error(A, B, energy, W)
     _write(student, name, module, W.t(), intercept)
     return RefitLayer(name, int(module.weight.shape[1]), before, after)
+
+
+def _normalisation_map(student: nn.Module, teacher: nn.Module, name: str, kept: torch.Tensor):
+    """Teacher pre-BatchNorm outputs → the student pre-BatchNorm outputs that give the same *normalised*
+    outputs under the student's own (re-estimated) statistics. γ and β are the teacher's (pruning only
+    selects them), so per channel ``y_s = σ_s/σ_t (y_t − μ_t) + μ_s``; identity when the statistics agree."""
+    bn_s, bn_t = following_batchnorm(student, name), following_batchnorm(teacher, name)
+    if bn_s is None or bn_t is None:
+        return lambda y: y
+    mu_t, var_t = bn_t.running_mean[kept].double(), bn_t.running_var[kept].double()
+    mu_s, var_s = bn_s.running_mean.double(), bn_s.running_var.double()
+    scale = torch.sqrt(var_s + bn_s.eps) / torch.sqrt(var_t + bn_t.eps)
+    return lambda y: (y - mu_t) * scale + mu_s
 
 
 def _write(model: nn.Module, name: str, module: nn.Module, W: torch.Tensor, intercept: bool) -> None:

@@ -1,16 +1,17 @@
 """The slim recipe: remove channels, then recover, measuring what each step gives back.
 
-remove channels (:mod:`exporter.channels`) → least-squares refit of every layer
-whose inputs were pruned (:mod:`exporter.refit`) → BatchNorm re-estimation →
+remove channels (:mod:`exporter.channels`) → BatchNorm re-estimation →
+least-squares refit of every layer whose inputs were pruned (:mod:`exporter.refit`) →
 distillation from the FP32 model when asked (:mod:`exporter.distill`). Each
 step's effect is measured without labels, as top-1 agreement with the FP32
 model and the logits' SQNR against it, on calibration images the reconstruction
 did not use.
 
-The order was chosen by measurement (README, "Channel pruning"): the refit
-targets the FP32 layer outputs *before* BatchNorm, so it runs while the
-BatchNorm statistics are still the trained ones; re-estimating them afterwards
-absorbs what the refit could not.
+The order was chosen by measurement (README, "Channel pruning"): re-estimating
+BatchNorm *after* the refit undid it (it replaces statistics the refit had
+matched to the FP32 model's with a small sample's; logit SQNR 56 → 15 dB on the
+trained test model), so the statistics are re-estimated first and the refit
+then matches the FP32 model's normalised outputs under them.
 """
 
 from __future__ import annotations
@@ -71,15 +72,15 @@ def slim(teacher: nn.Module, calib_images: torch.Tensor, fit_images: torch.Tenso
     plan = channels.remove_channels(student, fit_images, c.sparsity, c.round_to, criterion)
     steps = [meter("pruned", student, time.perf_counter() - t0, f"{criterion} importance")]
     if c.sparsity > 0:
+        t0 = time.perf_counter()
+        n = recalibrate_batchnorm(student, calib_images)
+        steps.append(meter("batchnorm re-estimation", student, time.perf_counter() - t0,
+                           f"{n} BatchNorm layers on {len(calib_images)} images"))
         layers, seconds = refit.refit(student, teacher, plan, fit_images)
         before = sum(r.before for r in layers) / max(len(layers), 1)
         after = sum(r.after for r in layers) / max(len(layers), 1)
         steps.append(meter("least-squares refit", student, seconds,
                            f"{len(layers)} layers; mean relative output error {before:.3f} → {after:.3f}"))
-        t0 = time.perf_counter()
-        n = recalibrate_batchnorm(student, calib_images)
-        steps.append(meter("batchnorm re-estimation", student, time.perf_counter() - t0,
-                           f"{n} BatchNorm layers on {len(calib_images)} images"))
     finetune = None
     if opts.finetune.enabled:
         finetune = distill(student, teacher, opts.finetune, preprocess, reporter)

@@ -53,6 +53,11 @@ class VariantSpec:
         return self.params.prune
 
     @property
+    def channel_pruned(self) -> bool:
+        """Whether its builder removes channels (``--channel-sparsity``): the sweep's channel axis."""
+        return isinstance(self.params, SlimParams)
+
+    @property
     def compare_with(self) -> str | None:
         """The variant whose eager model this one is compared with; None: its own (and it writes one)."""
         return self.params.compare_with()
@@ -109,8 +114,9 @@ def default_variants(with_peers: bool) -> tuple[str, ...]:
 
 
 def sweepable(specs: Sequence[VariantSpec]) -> list[VariantSpec]:
-    """The variants a sparsity sweep can vary: pruned, and built at a sparsity the sweep chooses."""
-    return [s for s in specs if s.prunes and get_builder(s.builder).sweepable]
+    """The variants a sweep can vary: pruned and built at a sparsity the sweep chooses, or channel-pruned
+    (along the channel-sparsity axis)."""
+    return [s for s in specs if (s.prunes and get_builder(s.builder).sweepable) or s.channel_pruned]
 
 
 def default_comparisons() -> tuple[tuple[str, str], ...]:
@@ -176,8 +182,8 @@ register_variant(VariantSpec(
     "--max-accuracy-drop (needs --eval-data)",
     Precision.MIXED, "budgeted-int8", BudgetParams(), role=Role.BUDGETED, group="Mixed + pruning"))
 register_variant(VariantSpec(
-    "fp32-slim", "FP32, channel-pruned (--channel-sparsity of each layer's channels removed), least-squares refit "
-    "+ BatchNorm re-estimated (+ distillation with --finetune-epochs)",
+    "fp32-slim", "FP32, channel-pruned (--channel-sparsity of each layer's channels removed), BatchNorm "
+    "re-estimated + least-squares refit (+ distillation with --finetune-epochs)",
     Precision.FP32, "slim", SlimParams(), group="Channel-pruned (slim)", dense="fp32"))
 register_variant(VariantSpec(
     "int8-slim", "static INT8 PTQ (fbgemm) of the fp32-slim model, calibrated on the slim model",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from exporter.analysis.records import SensitivityReport, SweepReport, write_sensitivity, write_sweep
 from exporter.analysis.sensitivity import layer_sensitivity
-from exporter.analysis.sweep import DEFAULT_SPARSITIES, run_sweep
+from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES, run_sweep
 from exporter import prune, reconstruct
 from exporter.data import synthetic_images
 from exporter.errors import BadInputError
@@ -61,8 +61,13 @@ class SweepOptions:
     variants: tuple[str, ...] = field(default_factory=default_sweep_variants)
     sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
     methods: tuple[PruneMethod, ...] = tuple(PruneMethod)  # obs and magnitude, compared
+    channel_sparsities: tuple[float, ...] = DEFAULT_CHANNEL_SPARSITIES  # the slim variants' axis
 
     def __post_init__(self) -> None:
+        channels = tuple(check_sparsity(c, "--channel-sparsities") for c in self.channel_sparsities)
+        if not channels:
+            raise BadInputError("--channel-sparsities is empty")
+        object.__setattr__(self, "channel_sparsities", channels)
         levels = tuple(check_sparsity(s, "--sparsities") for s in self.sparsities)
         if not levels:
             raise BadInputError("--sparsities is empty")
@@ -77,7 +82,7 @@ def sweep(opts: SweepOptions, reporter: Reporter = SILENT) -> SweepReport:
     """Run the sweep and write ``sweep.json`` into ``opts.analysis.out``."""
     recipe, ev = analysis_inputs(opts.analysis, SWEEP_SYNTHETIC_IMAGES, reporter)
     report = run_sweep(recipe, parse_variants(opts.variants), ev, opts.sparsities, say=reporter.say,
-                       methods=opts.methods)
+                       methods=opts.methods, channel_sparsities=opts.channel_sparsities)
     write_sweep(opts.analysis.out, report)
     return report
 

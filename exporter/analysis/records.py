@@ -50,6 +50,10 @@ class SweepPoint:
     zstd_bytes: int
     seconds: float
     method: str | None = None  # the pruning method (None at sparsity 0, and in older records: magnitude)
+    channel_sparsity: float | None = None  # slim variants: fraction of channels removed (their axis)
+    macs: int | None = None  # per image
+    latency_ms: float | None = None  # slim variants: ONNX Runtime CPU, batch 1, median (in-process)
+    speedup: float | None = None  # against the dense variant of the same precision, timed interleaved
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class SweepReport:
     conclusions: list[str] = field(default_factory=list)
     seconds: float = 0.0
     zstd_level: int | None = None  # the compression level of zstd_bytes
+    channel_sparsities: list[float] = field(default_factory=list)
 
 
 def write_sensitivity(out_dir: Path, report: SensitivityReport) -> Path:

@@ -24,21 +24,78 @@ from runtimes.manifest import PruneMethod, PruneOrder
 from runtimes.metrics import sqnr_db
 
 DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
+DEFAULT_CHANNEL_SPARSITIES = (0.3, 0.5, 0.7)
+TIMING_ROUNDS = 30  # interleaved batch-1 runs of a slim point and its dense variant
 
 Say = Callable[[str], None]
+
+
+def interleaved_latency_ms(a: bytes, b: bytes, example: np.ndarray, rounds: int = TIMING_ROUNDS) -> tuple[float, float]:
+    """Median batch-1 latency of two ONNX models in ONNX Runtime's CPU provider, timed alternately so that
+    a change in the machine's load falls on both (the sweep's indication; ``bench`` measures rigorously)."""
+    import onnxruntime as ort
+
+    sessions = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]) for m in (a, b)]
+    name = sessions[0].get_inputs()[0].name
+    x = example[:1]
+    times: list[list[float]] = [[], []]
+    for s in sessions:  # warm-up
+        for _ in range(3):
+            s.run(None, {name: x})
+    for _ in range(rounds):
+        for i, s in enumerate(sessions):
+            t = time.perf_counter()
+            s.run(None, {name: x})
+            times[i].append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
+def channel_points(recipe: Recipe, spec: VariantSpec, ev: EvalSet, levels: Sequence[float], ref: np.ndarray,
+                   say: Say) -> list[SweepPoint]:
+    """A slim variant at each channel sparsity: accuracy, MACs, size, and batch-1 latency against its dense
+    variant (built once)."""
+    from exporter.variants import get_variant
+
+    example = ev.images[:2]
+    dense = onnx_bytes(recipe.build(get_variant(spec.dense)), example) if spec.dense else None
+    points = []
+    for c in levels:
+        t = time.perf_counter()
+        opts = dataclasses.replace(recipe.compression,
+                                   channels=dataclasses.replace(recipe.compression.channels, sparsity=float(c)))
+        built = recipe.build(spec, opts)
+        data = onnx_bytes(built, example)
+        logits = onnx_logits(data, ev.images)
+        top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
+        latency = speedup = None
+        if dense is not None:
+            latency, base = interleaved_latency_ms(data, dense, example.numpy())
+            speedup = base / latency
+        p = SweepPoint(spec.name, None, 0.0, built.sparsity.achieved, top1, top5, sqnr_db(ref, logits), len(data),
+                       zstd_size(data), time.perf_counter() - t, None, float(c), built.macs, latency, speedup)
+        points.append(p)
+        say(f"sweep {spec.name} channels {c:.0%}: " + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
+            + f"SQNR {p.sqnr_db:.1f} dB, {built.macs / 1e6:.0f}M MACs"
+            + (f", {latency:.2f} ms ({speedup:.2f}× {spec.dense})" if latency is not None else ""))
+    return points
 
 
 def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
               sparsities: Sequence[float] = DEFAULT_SPARSITIES,
               orders: Sequence[PruneOrder] = tuple(PruneOrder),
-              say: Say = lambda m: None, methods: Sequence[PruneMethod] = tuple(PruneMethod)) -> SweepReport:
-    """Build every variant at every sparsity, method and order (where it applies) with ``recipe``."""
+              say: Say = lambda m: None, methods: Sequence[PruneMethod] = tuple(PruneMethod),
+              channel_sparsities: Sequence[float] = DEFAULT_CHANNEL_SPARSITIES) -> SweepReport:
+    """Build every variant at every sparsity, method and order (where it applies) with ``recipe``; slim
+    variants along their channel-sparsity axis instead."""
     t0 = time.perf_counter()
     ref = model_logits(recipe.loaded.model, ev.images)
     fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
     example = ev.images[:2]
     points: list[SweepPoint] = []
     for spec in specs:
+        if spec.channel_pruned:
+            points += channel_points(recipe, spec, ev, channel_sparsities, ref, say)
+            continue
         # The recipe caches calibrations by the options they depend on, so quantize-then-prune
         # reuses one calibration across every sparsity.
         for order in (list(orders) if spec.params.order_matters() else [None]):
@@ -59,8 +116,9 @@ def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
                          + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
                          + f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
     return SweepReport(recipe.loaded.arch, ev.source, int(len(ev.images)), fp32_top1,
-                       [float(s) for s in sparsities], points, conclusions(points), time.perf_counter() - t0,
-                       zstd_level=ZSTD_LEVEL)
+                       [float(s) for s in sparsities], points, conclusions([p for p in points if p.channel_sparsity is None]),
+                       time.perf_counter() - t0, zstd_level=ZSTD_LEVEL,
+                       channel_sparsities=[float(c) for c in channel_sparsities] if any(s.channel_pruned for s in specs) else [])
 
 
 def conclusions(points: Sequence[SweepPoint]) -> list[str]:

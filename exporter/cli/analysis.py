@@ -9,12 +9,13 @@ import typer
 from rich.table import Table
 
 from exporter.analysis.commands import AnalysisOptions, SweepOptions, default_sweep_variants
-from exporter.analysis.sweep import DEFAULT_SPARSITIES
+from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
-from exporter.cli.options import (Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
+from exporter.cli.options import (ChannelRound, FinetuneData, FinetuneEpochs, Seed, recovery_options, Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
                                   Model, Resize, Scope, Sparsity, Std, VariantsOpt, Weights, analysis_options,
                                   parse_floats)
-from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions
+from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
+                              ModelOptions)
 from runtimes.manifest import RUN_FILES, PruneMethod
 
 AnalysisOut = Annotated[Path, typer.Option(help="directory for the record and its figures (e.g. a run directory)")]
@@ -32,6 +33,12 @@ def sweep(
     prune_scope: Scope = CompressionOptions.scope,
     methods: Annotated[str, typer.Option("--prune-methods", help="comma-separated pruning methods to compare")]
     = ",".join(m.value for m in PruneMethod),
+    channel_sparsities: Annotated[str, typer.Option(help="comma-separated channel sparsities (slim variants)")]
+    = ",".join(f"{s:g}" for s in DEFAULT_CHANNEL_SPARSITIES),
+    channel_round: ChannelRound = ChannelOptions.round_to,
+    finetune_data: FinetuneData = FinetuneOptions.data,
+    finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
+    seed: Seed = FinetuneOptions.seed,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -49,9 +56,11 @@ def sweep(
     opts = SweepOptions(
         analysis=analysis_options(out, model, weights, CompressionOptions.sparsity, prune_scope, calib_data,
                                   calib_images, calib_method, resize, input_size, mean, std, eval_data,
-                                  eval_images),
+                                  eval_images, recovery=recovery_options(ChannelOptions.sparsity, channel_round,
+                                                                         finetune_data, finetune_epochs, seed)),
         variants=tuple(variants_csv.split(",")), sparsities=parse_floats(sparsities, "--sparsities"),
-        methods=tuple(parse_methods(methods)))
+        methods=tuple(parse_methods(methods)),
+        channel_sparsities=parse_floats(channel_sparsities, "--channel-sparsities"))
     report = run_sweep(opts, REPORTER)
     sweep_figures(report, out / RUN_FILES.figures)
     for c in report.conclusions:

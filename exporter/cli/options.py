@@ -153,11 +153,11 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
                      resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
-                     bn_recalibrate=CompressionOptions.bn_recalibrate) -> AnalysisOptions:
+                     bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None) -> AnalysisOptions:
     return AnalysisOptions(
         out=out, model=ModelOptions(model, weights),
         compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
-                                       bn_recalibrate=bn_recalibrate),
+                                       bn_recalibrate=bn_recalibrate, **(recovery or {})),
         calibration=CalibrationOptions(calib_data, calib_images, calib_method),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))

@@ -78,7 +78,7 @@ def sweep_figures(report: SweepReport, out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     series: dict[str, list[SweepPoint]] = {}
-    for p in report.points:
+    for p in (p for p in report.points if p.channel_sparsity is None):
         label = p.variant + (f" {p.method}" if p.method else "") + (f" ({p.order})" if p.order else "")
         series.setdefault(label, []).append(p)
     use_acc = report.fp32_top1 is not None
@@ -102,7 +102,58 @@ def sweep_figures(report: SweepReport, out_dir: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+    slim = [p for p in report.points if p.channel_sparsity is not None]
+    if slim:
+        paths.append(channel_figure(report, slim, out_dir / "sweep_channels.png"))
     return paths
+
+
+def channel_figure(report: SweepReport, points: Sequence[SweepPoint], path: Path) -> Path:
+    """Accuracy (or SQNR) and batch-1 speed-up against the fraction of channels removed."""
+    plt = _plt()
+    use_acc = report.fp32_top1 is not None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for variant in dict.fromkeys(p.variant for p in points):
+        pts = sorted((p for p in points if p.variant == variant), key=lambda p: p.channel_sparsity)
+        xs = [p.channel_sparsity for p in pts]
+        left.plot(xs, [p.top1 if use_acc else p.sqnr_db for p in pts], marker="o", label=variant)
+        if any(p.speedup is not None for p in pts):
+            right.plot([x for x, p in zip(xs, pts) if p.speedup], [p.speedup for p in pts if p.speedup],
+                       marker="o", label=variant)
+    if use_acc:
+        left.axhline(report.fp32_top1, color="gray", ls="--", lw=1, label="FP32")
+    right.axhline(1.0, color="gray", ls="--", lw=1)
+    left.set_ylabel("top-1 (%)" if use_acc else "logit SQNR vs FP32 (dB)")
+    right.set_ylabel("batch-1 speed-up vs the dense variant (ORT CPU)")
+    for ax in (left, right):
+        ax.set_xlabel("channels removed (--channel-sparsity)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def channel_markdown(report: SweepReport) -> list[str]:
+    points = [p for p in report.points if p.channel_sparsity is not None]
+    if not points:
+        return []
+    use_acc = report.fp32_top1 is not None
+    lines = ["", "### Channel sparsity", "",
+             "Slim variants along their own axis; latency is ONNX Runtime CPU at batch 1, timed in process "
+             "alternately with the dense variant of the same precision (an indication: `bench` measures "
+             "rigorously).", "",
+             "| variant | channels removed | MMACs | " + ("top-1 | " if use_acc else "") +
+             "SQNR dB | zstd MB | ms | speed-up vs dense |",
+             "|---|---:|---:|" + ("---:|" if use_acc else "") + "---:|---:|---:|---:|"]
+    for p in points:
+        lat = f"{p.latency_ms:.2f}" if p.latency_ms is not None else ""
+        speed = f"{p.speedup:.2f}×" if p.speedup is not None else ""
+        macs = f"{p.macs / 1e6:.0f}" if p.macs is not None else ""
+        lines.append(f"| {p.variant} | {p.channel_sparsity:.0%} | {macs} | " + (f"{p.top1:.2f} | " if use_acc else "")
+                     + f"{p.sqnr_db:.1f} | {p.zstd_bytes / 1e6:.2f} | {lat} | {speed} |")
+    return lines
 
 
 def sweep_markdown(report: SweepReport, figures: Sequence[str] = ()) -> str:
@@ -116,7 +167,7 @@ def sweep_markdown(report: SweepReport, figures: Sequence[str] = ()) -> str:
         "SQNR dB | ONNX MB | zstd MB |"
     sep = "|---|---|---|---:|---:|" + ("---:|---:|" if use_acc else "") + "---:|---:|---:|"
     lines += [head, sep]
-    for p in report.points:
+    for p in (p for p in report.points if p.channel_sparsity is None):
         row = f"| {p.variant} | {p.method or '-'} | {p.order or '-'} | {p.sparsity:.0%} | {p.achieved_sparsity:.3f} | "
         if use_acc:
             top5 = "–" if p.top5 is None else f"{p.top5:.2f}"
@@ -125,6 +176,7 @@ def sweep_markdown(report: SweepReport, figures: Sequence[str] = ()) -> str:
         lines.append(row)
     if report.conclusions:
         lines += ["", "**Which method and order are better?**", ""] + [f"- {c}" for c in report.conclusions]
+    lines += channel_markdown(report)
     lines += [""] + [f"![sweep]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

@@ -57,6 +57,18 @@ def role_of(variant: str) -> Role:
     return next((v.role for v in all_variants() if v.name == variant), Role.VARIANT)
 
 
+def dense_of(variant: str) -> str | None:
+    """The dense variant of the same precision a (channel-pruned) variant's speed-up is measured against."""
+    return next((v.dense for v in all_variants() if v.name == variant), None)
+
+
+def macs_by_variant(manifest: Manifest | None) -> dict[str, int]:
+    """Multiply-accumulates per image of each variant, as its artifacts record them (older runs: none)."""
+    if manifest is None:
+        return {}
+    return {a.variant: a.macs for a in manifest.artifacts if a.macs is not None}
+
+
 def variants_with(role: Role, cells: Sequence[Cell]) -> list[str]:
     """The variants of ``cells`` that have ``role``, in the order they appear."""
     return [v for v in dict.fromkeys(c.variant for c in cells) if role_of(v) is role]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from exporter.report.context import ReportContext, devices, format_order, runtime_order, table_groups
+from exporter.report.context import (ReportContext, dense_of, devices, format_order, macs_by_variant, runtime_order,
+                                     table_groups)
 from exporter.report.sections import register_section
 from runtimes import registry
 from runtimes.bench import stability
@@ -141,7 +142,23 @@ def latency_text(c: Cell | None, notes: Footnotes) -> str:
     return text
 
 
-def device_section(cells: Sequence[Cell], device: str) -> str:
+def speedup_text(cell_row: Sequence[Cell], cells: Sequence[Cell], runtimes: Sequence[str]) -> str:
+    """Per runtime, how many times faster a row is than its variant's dense counterpart (same format,
+    runtime and batch): the latency channel pruning buys."""
+    first = cell_row[0]
+    dense = dense_of(first.variant)
+    if dense is None:
+        return ""
+    base = {c.runtime: c for c in cells if (c.variant, c.format, c.batch) == (dense, first.format, first.batch)
+            and c.ok}
+    parts = []
+    for c in sorted((c for c in cell_row if c.ok and c.runtime in base), key=lambda c: list(runtimes).index(c.runtime)):
+        mark = "~" if not (c.stable and base[c.runtime].stable) else ""
+        parts.append(f"{c.runtime} {mark}{base[c.runtime].median / c.median:.2f}×")
+    return ", ".join(parts)
+
+
+def device_section(cells: Sequence[Cell], device: str, macs: dict[str, int] | None = None) -> str:
     dev = [c for c in cells if c.device == device]
     if not dev:
         return ""
@@ -156,18 +173,23 @@ def device_section(cells: Sequence[Cell], device: str) -> str:
     parts = [title, "Median latency per batch in ms (p90 in small text); — = the runtime does "
                     "not run this format; ⚠ = flagged, see the notes."]
     for name, variants in table_groups(dev):
-        table = _table(name, [c for c in dev if c.variant in variants], variants, runtimes, with_acc)
+        table = _table(name, [c for c in dev if c.variant in variants], variants, runtimes, with_acc, macs or {},
+                       dev)
         if table:
             parts.append(table)
     return "\n\n".join(parts)
 
 
 def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: list[str],
-           with_acc: bool) -> str:
+           with_acc: bool, macs: dict[str, int] | None = None, every: Sequence[Cell] = ()) -> str:
     if not cells:
         return ""
     notes = Footnotes()
-    head = ["Variant", "Format", "Batch", *runtimes, "img/s (best)", "Size MB",
+    macs = {v: m for v, m in (macs or {}).items() if any(c.variant == v for c in cells)}
+    present = {c.variant for c in every or cells}
+    speedups = any(dense_of(v) in present for v in {c.variant for c in cells})
+    head = ["Variant", "Format", "Batch", *runtimes, *(("Speed-up vs dense",) if speedups else ()),
+            "img/s (best)", *(("MMACs",) if macs else ()), "Size MB",
             "zstd MB", "Sparsity", *(("Top-1 %", "Top-5 %") if with_acc else ())]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
@@ -181,7 +203,9 @@ def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: lis
                 ok = [c for c in row if c.ok]
                 size = next((c.size for c in row if c.size is not None), None)
                 vals = [v, f, str(b), *(latency_text(by_rt.get(r), notes) for r in runtimes),
+                        *((speedup_text(row, every or cells, runtimes),) if speedups else ()),
                         f"{max(c.throughput for c in ok):.1f}" if ok else "",
+                        *((f"{macs[v] / 1e6:.0f}" if v in macs else "",) if macs else ()),
                         f"{size.bytes / 1e6:.2f}" if size else "",
                         f"{size.compressed_bytes / 1e6:.2f}" if size else "",
                         f"{size.sparsity * 100:.1f}%" if size else ""]
@@ -196,4 +220,5 @@ def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: lis
 
 @register_section("devices", order=30)
 def device_tables(ctx: ReportContext) -> str:
-    return "\n\n".join(s for s in (device_section(ctx.cells, d).strip() for d in devices(ctx.cells)) if s)
+    macs = macs_by_variant(ctx.manifest)
+    return "\n\n".join(s for s in (device_section(ctx.cells, d, macs).strip() for d in devices(ctx.cells)) if s)

@@ -109,7 +109,10 @@ def test_injected_noise_is_detected_and_re_measured(tiny_run_dir, monkeypatch):
     spec = CellSpec(tiny_run_dir, "int8", "torchscript", "torchscript", 1, min_time_s=0.1, min_iters=10,
                     warmup=1)
     cell = run_cell(spec)
-    assert cell.status is Status.OK and cell.stability.attempts == 2 and cell.stable
+    # Re-measured; the second window is stable unless the machine itself was busy (another process's
+    # CPU time is measured, and a loaded CI machine must not fail this test).
+    assert cell.status is Status.OK and cell.stability.attempts >= 2
+    assert cell.stable or any("other processes" in r for r in cell.stability.reasons), cell.stability
     assert cell.latency_ms.median < 10 and cell.flags == []  # the kept window is the clean one
     once = run_cell(dataclasses.replace(spec, attempts=1))  # no second chance: flagged, figures kept
     assert not once.stable and once.stability.attempts == 1
