@@ -39,7 +39,7 @@ def exported(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
     res = run_cli("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "16",
                   "--parity-images", "8",
-                  "--variants", "fp32,fp32-pruned,int8,fp16,mixed,int8-dense,ort-quantize-static")
+                  "--variants", "fp32,fp32-pruned,int8,fp16,mixed,int8-dense,ort-quantize-static,fp32-slim,int8-slim")
     assert res.exit_code == 0, res.output
     return out
 

@@ -154,3 +154,50 @@ def test_obs_meets_its_targets(dataset, tmp_path):
         drop, sqnr = OBS_TARGETS[sparsity]
         assert p["method"] == "obs" and abs(p["achieved_sparsity"] - sparsity) <= 0.01, p
         assert p["top1"] >= fp32 - drop and p["sqnr_db"] >= sqnr, (variant, order, sparsity, p, fp32)
+
+
+SLIM_MARGIN = 1.0  # points of top-1: int8-slim at 0.5 after distillation, in every CPU runtime
+
+
+def test_int8_slim_at_half_the_channels_is_within_a_point_after_distillation(dataset, tmp_path):
+    """Half of every layer's channels removed, then BatchNorm re-estimated, refit, and 2 epochs of label-free
+    distillation on the training images: within a point of FP32 in eager, TorchScript, libtorch and ORT."""
+    out = tmp_path / "slim"
+    res = run_cli(
+        "run", "--out", str(out), "--weights", str(dataset["ckpt"]), "--calib-data", str(dataset["train"]),
+        "--calib-images", "128", "--eval-data", str(dataset["val"]), "--resize", "32", "--input-size", "32",
+        "--mean", ",".join(map(str, trained.MEAN)), "--std", ",".join(map(str, trained.STD)),
+        "--runtimes", "eager,torchscript,libtorch-cpp,ort-cpu", "--batch", "50", "--min-time", "0.05",
+        "--min-iters", "2", "--parity-images", "16", "--variants", "fp32,fp32-slim,int8-slim",
+        "--channel-sparsity", "0.5", "--finetune-data", str(dataset["train"]), "--finetune-epochs", "2")
+    assert res.exit_code == 0, res.output
+    top1 = {(c["variant"], c["runtime"]): c["top1"]
+            for c in json.loads((out / "results.json").read_text())["cells"] if c["status"] == "ok"}
+    fp32 = top1[("fp32", "eager")]
+    for runtime in ("eager", "torchscript", "libtorch-cpp", "ort-cpu"):
+        assert top1[("int8-slim", runtime)] >= fp32 - SLIM_MARGIN, top1
+    art = next(a for a in json.loads((out / "manifest.json").read_text())["artifacts"] if a["variant"] == "int8-slim")
+    steps = [s["step"] for s in art["channels"]["recovery"]]
+    assert steps == ["pruned", "batchnorm re-estimation", "least-squares refit", "distillation"]
+    assert art["channels"]["recovery"][0]["agreement"] < 80  # without recovery half the channels cost a lot
+    assert art["channels"]["macs_after"] < art["channels"]["macs_before"] / 3
+    f = art["finetune"]
+    assert f["epochs"] == 2 and f["images"] == 400 and f["images_per_s"] > 0 and f["data"] == str(dataset["train"])
+    report = (out / "report.md").read_text()
+    assert "## Channel pruning" in report and "Speed-up vs dense" in report and "MMACs" in report
+
+
+def test_distillation_keeps_unstructured_zeros(dataset, tmp_path):
+    """The same recovery for a pruned float model: its zeros stay zeros (the masks are held)."""
+    common = ["--weights", str(dataset["ckpt"]), "--calib-data", str(dataset["train"]), "--calib-images", "64",
+              "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
+              "--std", ",".join(map(str, trained.STD)), "--variants", "fp32-pruned", "--sparsity", "0.7",
+              "--prune-method", "magnitude", "--skip-parity"]
+    plain, tuned = tmp_path / "plain", tmp_path / "tuned"
+    assert run_cli("export", "--out", str(plain), *common).exit_code == 0
+    res = run_cli("export", "--out", str(tuned), *common, "--finetune-data", str(dataset["train"]),
+                  "--finetune-epochs", "1")
+    assert res.exit_code == 0, res.output
+    arts = [json.loads((d / "manifest.json").read_text())["artifacts"][0] for d in (plain, tuned)]
+    assert arts[0]["sparsity"]["zeros"] == arts[1]["sparsity"]["zeros"]  # exactly the same weights zero
+    assert arts[0]["finetune"] is None and arts[1]["finetune"]["masked_layers"] > 0

@@ -39,3 +39,36 @@ def test_lane_refusal_is_one_clear_line():
     assert structure.build_float_model("wide_resnet50_2", 3).fc.out_features == 3  # float still works
     with pytest.raises(BadInputError, match="unknown or unsupported model"):
         structure.build_float_model("resnet19", 3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_a_channel_pruned_structure_is_rebuilt_from_its_shapes(precision):
+    """The eager runtime rebuilds a slim variant from the recorded shapes alone and loads its state_dict."""
+    import copy
+
+    from exporter import channels, quantize
+
+    torch.manual_seed(0)
+    model = structure.build_float_model("resnet18", 4).eval()
+    images = torch.randn(4, 3, 32, 32)
+    channels.remove_channels(model, images, 0.5, 8, channels.MAGNITUDE)
+    shapes = channels.channel_shapes(model)
+    if precision == "int8":
+        prepared = quantize.prepare_for_calibration(model, "minmax")
+        quantize.calibrate(prepared, [images])
+        built = quantize.convert(prepared)
+    elif precision == "fp16":
+        from runtimes.modules import Float32IO
+
+        built = Float32IO(copy.deepcopy(model).half(), torch.float16).eval()
+    else:
+        built = model
+    rebuilt = structure.skeleton("resnet18", 4, precision, shapes=shapes)
+    rebuilt.load_state_dict(built.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(images), built(images))
+
+
+def test_a_shape_for_a_missing_layer_is_one_line():
+    with pytest.raises(BadInputError, match="names a layer 'layer9.conv1'"):
+        structure.skeleton("resnet18", 4, "fp32", shapes={"layer9.conv1": [8, 3, 3, 3]})

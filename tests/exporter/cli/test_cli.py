@@ -320,3 +320,31 @@ def test_bench_variants_filter(exported_copy):
     cells = json.loads((exported_copy / "results.json").read_text())["cells"]
     assert {c["variant"] for c in cells} == {"int8"}
     assert_one_line_error(invoke("bench", str(exported_copy), "--variants", "int4"), 2, "not in this run")
+
+
+def test_channel_pruning_and_distillation_bad_inputs(out, tmp_path):
+    for c in ("1", "-0.2", "1.5"):
+        assert_one_line_error(_export(out, "--channel-sparsity", c), 2, "--channel-sparsity must be in [0, 1)")
+    assert_one_line_error(_export(out, "--channel-round", "0"), 2, "--channel-round must be positive")
+    assert_one_line_error(_export(out, "--finetune-epochs", "-1"), 2, "--finetune-epochs must be")
+    assert_one_line_error(_export(out, "--finetune-epochs", "2"), 2, "--finetune-epochs needs --finetune-data")
+    assert_one_line_error(_export(out, "--finetune-data", str(tmp_path / "nope"), "--finetune-epochs", "1"), 2,
+                          "--finetune-data: data directory not found")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(_export(out, "--finetune-data", str(tmp_path / "empty"), "--finetune-epochs", "1"), 2,
+                          "no class folders")
+    (tmp_path / "noimg" / "a").mkdir(parents=True)
+    (tmp_path / "noimg" / "a" / "x.txt").write_text("hi")
+    assert_one_line_error(_export(out, "--finetune-data", str(tmp_path / "noimg"), "--finetune-epochs", "1"), 2,
+                          "holds no image files")
+    _no_partial_output(out)
+
+
+def test_unreadable_finetune_images_leave_no_partial_output(out, tmp_path):
+    (tmp_path / "bad" / "a").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "bad" / "a" / f"{i}.png").write_bytes(b"not a png")
+    res = _export(out, "--variants", "fp32,fp32-slim", "--finetune-data", str(tmp_path / "bad"),
+                  "--finetune-epochs", "1")
+    assert_one_line_error(res, 2, "readable")
+    _no_partial_output(out)
