@@ -17,6 +17,7 @@ from exporter.options import (CalibrationOptions, CompressionOptions, EvalOption
                               ParityOptions, PreprocessOptions)
 from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
+from runtimes.bench.regression import CompareOptions
 from runtimes.errors import BadInputError
 from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
 
@@ -64,6 +65,8 @@ EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure t
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
 Json = Annotated[bool, typer.Option("--json", help="print the records as JSON on stdout")]
+JunitXml = Annotated[Optional[Path], typer.Option("--junit-xml", help="write a JUnit XML report here (one test "
+                                                                      "case per artifact × runtime × metric)")]
 VariantsFilter = Annotated[Optional[str], typer.Option("--variants", help="comma-separated variants of the run "
                                                                          "(default: all)")]
 RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
@@ -160,3 +163,19 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
 def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True) -> ParityOptions:
     return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data, synthetic=synthetic,
                          fail_on_degenerate=fail_on_degenerate)
+
+
+def parse_bool(text: str, flag: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise BadInputError(f"{flag} takes true or false, got {text!r}")
+
+
+def compare_options(max_slowdown, max_accuracy_drop, max_size_growth, max_sqnr_drop,
+                    same_machine_only: str) -> CompareOptions:
+    return CompareOptions(max_slowdown_pct=max_slowdown, max_accuracy_drop=max_accuracy_drop,
+                          max_size_growth_pct=max_size_growth, max_sqnr_drop_db=max_sqnr_drop,
+                          same_machine_only=parse_bool(same_machine_only, "--same-machine-only"))
