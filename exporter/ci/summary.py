@@ -12,9 +12,8 @@ _ICON = {Verdict.REGRESSED: "❌ regressed", Verdict.NOISE: "〰 noise", Verdict
 
 
 def _row(d: Delta) -> str:
-    unit = d.unit if d.unit == "%" else f" {d.unit}"
-    return (f"| {d.cell} | {d.metric} | {d.base:.4g} | {d.new:.4g} | {d.change:+.1f}{unit} | "
-            f"{d.threshold:g}{unit} | {_ICON[d.verdict]}{(' — ' + d.note) if d.note else ''} |")
+    return (f"| {d.cell} | {d.metric} | {d.base:.4g} | {d.new:.4g} | {d.moved()} | {d.limit()} | "
+            f"{_ICON[d.verdict]}{(' — ' + d.note) if d.note else ''} |")
 
 
 def compare_markdown(c: RunComparison, all_rows: bool = False) -> str:
@@ -36,7 +35,7 @@ def compare_markdown(c: RunComparison, all_rows: bool = False) -> str:
               f"parity SQNR −{o.max_sqnr_drop_db:g} dB.", ""]
     shown = [d for d in c.deltas if all_rows or d.verdict is not Verdict.OK]
     if shown:
-        lines += ["| cell | metric | base | new | change | threshold | verdict |",
+        lines += ["| cell | metric | base | new | change | limit | verdict |",
                   "|---|---|---:|---:|---:|---:|---|", *(_row(d) for d in shown), ""]
     if c.one_sided:
         lines += ["Cells in one run only (listed, not failed):", "",

@@ -70,16 +70,20 @@ def compare(
 
 def print_comparison(result, all_rows: bool = False) -> None:
     shown = [d for d in result.deltas if all_rows or d.verdict is not Verdict.OK]
-    table = Table("cell", "metric", "base", "new", "change", "threshold", "verdict",
-                  title=f"{result.new_dir} vs baseline {result.base_dir}: {len(result.deltas)} comparisons, "
-                        f"{len(result.deltas) - len(shown)} ok and not shown" if not all_rows else None)
-    for d in shown:
-        unit = d.unit if d.unit == "%" else f" {d.unit}"
-        style = _STYLE[d.verdict]
-        verdict = f"[{style}]{d.verdict.value}[/]" if style else d.verdict.value
-        table.add_row(d.cell, d.metric, f"{d.base:.4g}", f"{d.new:.4g}", f"{d.change:+.1f}{unit}",
-                      f"{d.threshold:g}{unit}", verdict + (f" ({d.note})" if d.note else ""))
-    out_console.print(table)
+    hidden = len(result.deltas) - len(shown)
+    if not shown:
+        out_console.print(f"{result.new_dir} vs baseline {result.base_dir}: {len(result.deltas)} comparisons, "
+                          "all within their thresholds", highlight=False)
+    else:
+        table = Table("cell", "metric", "base", "new", "change", "limit", "verdict",
+                      title=f"{result.new_dir} vs baseline {result.base_dir}: {len(result.deltas)} comparisons"
+                            + (f", {hidden} ok not shown (--all shows them)" if hidden else ""))
+        for d in shown:
+            style = _STYLE[d.verdict]
+            verdict = f"[{style}]{d.verdict.value}[/]" if style else d.verdict.value
+            table.add_row(d.cell, d.metric, f"{d.base:.4g}", f"{d.new:.4g}", d.moved(), d.limit(),
+                          verdict + (f" ({d.note})" if d.note else ""))
+        out_console.print(table)
     for one in result.one_sided:
         out_console.print(f"only in {one.side}: {one.cell} — {one.status}", highlight=False)
     for note in result.notes:

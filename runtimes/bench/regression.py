@@ -96,15 +96,19 @@ class Delta:
     def regressed(self) -> bool:
         return self.verdict is Verdict.REGRESSED
 
+    def moved(self) -> str:
+        """The signed move of the value: ``+30.0%`` (latency, size), ``-3.0 points``, ``-4.2 dB``."""
+        if self.unit == "%":
+            return f"{self.change:+.1f}%"
+        return f"{-self.change:+.1f} {self.unit}"  # change is the drop: show new - base
+
+    def limit(self) -> str:
+        """The threshold in the same words: ``+10%``, ``-0.5 points``, ``-3 dB``."""
+        return f"+{self.threshold:g}%" if self.unit == "%" else f"-{self.threshold:g} {self.unit}"
+
     def describe(self) -> str:
-        """``int8.onnx ort-cpu b1 latency.median 2 → 2.6 (+30.0% > 10%)``"""
-        sign = ">" if self.regressed else "≤" if self.verdict in (Verdict.OK, Verdict.IMPROVED) else "vs"
-        return (f"{self.cell} {self.metric} {self.base:.4g} → {self.new:.4g} "
-                f"({self.change:+.1f}{_unit(self.unit)} {sign} {self.threshold:g}{_unit(self.unit)})")
-
-
-def _unit(unit: str) -> str:
-    return unit if unit == "%" else f" {unit}"
+        """``int8.onnx ort-cpu b1 latency.median 4 → 5.2 (+30.0%, limit +10%)``"""
+        return f"{self.cell} {self.metric} {self.base:.4g} → {self.new:.4g} ({self.moved()}, limit {self.limit()})"
 
 
 @dataclass(frozen=True)
