@@ -69,6 +69,9 @@ JunitXml = Annotated[Optional[Path], typer.Option("--junit-xml", help="write a J
                                                                       "case per artifact × runtime × metric)")]
 VariantsFilter = Annotated[Optional[str], typer.Option("--variants", help="comma-separated variants of the run "
                                                                          "(default: all)")]
+Localize = Annotated[Optional[str], typer.Option(help="violating | all: compare the intermediate activations "
+                                                    "of the violating (or every) artifact with the eager "
+                                                    "modules' and name the first divergent layer")]
 RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
 
 DEFAULT_BATCH = ",".join(map(str, BenchOptions.batches))
@@ -160,9 +163,10 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
                         variants=split_names(variants))
 
 
-def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True) -> ParityOptions:
+def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True,
+                   localize=None) -> ParityOptions:
     return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data, synthetic=synthetic,
-                         fail_on_degenerate=fail_on_degenerate)
+                         fail_on_degenerate=fail_on_degenerate, localize=localize)
 
 
 def parse_bool(text: str, flag: str) -> bool:
