@@ -97,7 +97,9 @@ def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True)
     """Raise :class:`ParityError` naming every artifact outside its tolerance (or degenerate)."""
     failed = [r for r in results if not r.passed]
     if failed:
-        names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)})" for r in failed)
+        names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)}"
+                          + (f"; first divergent layer: {r.first_divergent_layer}" if r.first_divergent_layer else "")
+                          + ")" for r in failed)
         raise ParityError(f"parity failed for {len(failed)} artifact(s): {names}")
     degenerate = [r for r in results if r.degenerate]
     if degenerate and fail_on_degenerate:
