@@ -162,13 +162,17 @@ class ParityOptions:
     data: Path | None = None  # real images (an ImageFolder)
     synthetic: bool = False  # deterministic synthetic inputs, even when images were recorded
     fail_on_degenerate: bool = True  # an artifact whose outputs do not depend on its input fails the gate
+    localize: str | None = None  # "violating" | "all": compare layer by layer (runtimes.localize)
 
     def __post_init__(self) -> None:
+        from runtimes.localize import WHICH
         from runtimes.parity import parse_tolerance_overrides
 
         _positive(self.images, "--parity-images")
         if self.data is not None and self.synthetic:
             raise BadInputError("--data and --synthetic exclude each other")
+        if self.localize is not None and self.localize not in WHICH:
+            raise BadInputError(f"--localize takes {' or '.join(WHICH)}, got {self.localize!r}")
         parse_tolerance_overrides(self.tolerance)  # fail now, not after the export
 
     def tolerances(self):

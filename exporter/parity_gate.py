@@ -22,6 +22,7 @@ from exporter.evaluation import preprocess_of
 from exporter.options import ParityOptions
 from exporter.progress import SILENT, Reporter
 from runtimes.errors import BadInputError, ParityError
+from runtimes.localize import LOCALIZE_INPUTS, localize_results
 from runtimes.manifest import RUN_FILES, read_manifest
 from runtimes.parity import (DEGENERATE, ParityInputs, ParityResult, check_parity, read_parity,
                              synthetic_inputs, write_parity)
@@ -78,6 +79,13 @@ def run_parity(run_dir: Path, opts: ParityOptions = ParityOptions(), threads: in
         reporter.say(f"parity: these are not the run's recorded inputs; written to {name}, "
                      f"{RUN_FILES.parity} left as it was")
     write_parity(run_dir, results, inputs, name)
+    if opts.localize is not None:
+        targets = [r for r in results if opts.localize == "all" or not r.passed]
+        if targets:
+            reporter.say(f"parity: localizing {len(targets)} artifact(s) layer by layer against their eager "
+                         f"modules ({min(len(arrays), LOCALIZE_INPUTS)} inputs)")
+            results = localize_results(run_dir, results, arrays, opts.localize, opts.tolerances(), threads)
+            write_parity(run_dir, results, inputs, name)
     for r in results:
         for note in r.notes:
             if note.startswith(DEGENERATE):
@@ -89,7 +97,9 @@ def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True)
     """Raise :class:`ParityError` naming every artifact outside its tolerance (or degenerate)."""
     failed = [r for r in results if not r.passed]
     if failed:
-        names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)})" for r in failed)
+        names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)}"
+                          + (f"; first divergent layer: {r.first_divergent_layer}" if r.first_divergent_layer else "")
+                          + ")" for r in failed)
         raise ParityError(f"parity failed for {len(failed)} artifact(s): {names}")
     degenerate = [r for r in results if r.degenerate]
     if degenerate and fail_on_degenerate:

@@ -37,3 +37,9 @@ class RuntimeUnavailable(ShrinkwrapError):
 
     Benchmarks turn it into a ``skipped`` cell with the message as reason.
     """
+
+
+class RegressionError(ShrinkwrapError):
+    """A run is worse than its baseline beyond a threshold (``shrinkwrap compare``)."""
+
+    exit_code = 5

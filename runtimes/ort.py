@@ -20,14 +20,14 @@ from __future__ import annotations
 import ctypes
 import functools
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import (CPU, CUDA, BoundRun, Describes, Interleaves, Support, as_batch, check_threads,
-                               register_runtime)
+from runtimes.protocol import (CPU, CUDA, BoundRun, Describes, Interleaves, LayerOutputs, Support, as_batch,
+                               check_threads, register_runtime)
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -86,7 +86,7 @@ def cuda_provider_reason() -> str | None:
     return None
 
 
-class OrtRuntime(BoundRun, Describes, Interleaves):
+class OrtRuntime(BoundRun, Describes, Interleaves, LayerOutputs):
     """ONNX Runtime with all graph optimizations; subclasses declare the device."""
 
     # True once share_threads() switched this process to ORT's global thread pools.
@@ -101,6 +101,9 @@ class OrtRuntime(BoundRun, Describes, Interleaves):
         self._sess: Any = None
         self._io: Any = None
         self._input = self._output = ""
+        self._path: Path | None = None
+        self._layers: dict[str, Any] = {}  # module -> onnx_layers.LayerTensor
+        self._layer_sess: Any = None
 
     # -- protocol
     def supports(self, artifact: ArtifactRecord) -> Support:
@@ -117,6 +120,19 @@ class OrtRuntime(BoundRun, Describes, Interleaves):
         if not support.ok:
             raise RuntimeUnavailable(f"{self.name} cannot run {artifact.path}: {support.reason}")
         path = checked_path(run_dir, artifact)
+        sess = self._new_session(str(path), path)
+        if self.device == CUDA and sess.get_providers()[0] != CUDA_EP:
+            raise RuntimeUnavailable(f"onnxruntime did not use the CUDA provider for {path}: "
+                                     f"got {sess.get_providers()}")
+        inputs = [i.name for i in sess.get_inputs()]
+        outputs = [o.name for o in sess.get_outputs()]
+        if artifact.input.input_name not in inputs or artifact.input.output_name not in outputs:
+            raise ArtifactError(f"{path} has inputs {inputs} and outputs {outputs}; the manifest "
+                                f"says {artifact.input.input_name!r} → {artifact.input.output_name!r}")
+        self._sess, self._input, self._output = sess, artifact.input.input_name, artifact.input.output_name
+        self._path = path
+
+    def _new_session(self, model: str | bytes, path: Path) -> Any:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -127,18 +143,9 @@ class OrtRuntime(BoundRun, Describes, Interleaves):
             opts.intra_op_num_threads = self.threads
         providers = [CPU_EP] if self.device == CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]
         try:
-            sess = ort.InferenceSession(str(path), opts, providers=providers)
+            return ort.InferenceSession(model, opts, providers=providers)
         except Exception as exc:  # onnxruntime's Fail/InvalidGraph/... share no public base class
             raise ArtifactError(f"onnxruntime cannot load {path}: {exc}") from exc
-        if self.device == CUDA and sess.get_providers()[0] != CUDA_EP:
-            raise RuntimeUnavailable(f"onnxruntime did not use the CUDA provider for {path}: "
-                                     f"got {sess.get_providers()}")
-        inputs = [i.name for i in sess.get_inputs()]
-        outputs = [o.name for o in sess.get_outputs()]
-        if artifact.input.input_name not in inputs or artifact.input.output_name not in outputs:
-            raise ArtifactError(f"{path} has inputs {inputs} and outputs {outputs}; the manifest "
-                                f"says {artifact.input.input_name!r} → {artifact.input.output_name!r}")
-        self._sess, self._input, self._output = sess, artifact.input.input_name, artifact.input.output_name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self.device == CPU:
@@ -148,7 +155,30 @@ class OrtRuntime(BoundRun, Describes, Interleaves):
         return self.fetch()
 
     def close(self) -> None:
-        self._sess = self._io = None
+        self._sess = self._io = self._layer_sess = None
+        self._layers = {}
+
+    # -- LayerOutputs
+    def layer_tensors(self, modules: Sequence[str]) -> dict[str, str]:
+        """Map the graph's module scopes to ``modules`` and open a session that also outputs them."""
+        import onnx
+
+        from runtimes import onnx_layers
+
+        if self._path is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        proto = onnx.load(str(self._path))
+        self._layers = onnx_layers.module_outputs(proto, modules)
+        exposed = onnx_layers.with_outputs(proto, [t.name for t in self._layers.values()])
+        self._layer_sess = self._new_session(exposed.SerializeToString(), self._path)
+        return {m: t.name for m, t in self._layers.items()}
+
+    def run_layers(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self._layer_sess is None:
+            raise RuntimeError(f"{self.name}: call layer_tensors() first")
+        names = [t.name for t in self._layers.values()]
+        values = self._layer_sess.run(names, {self._input: as_batch(batch)})
+        return {m: t.to_float(v) for (m, t), v in zip(self._layers.items(), values)}
 
     # -- Interleaves
     @classmethod

@@ -110,6 +110,19 @@ def parse_tolerance_overrides(items: Iterable[str],
 
 
 @dataclass(frozen=True)
+class LayerParity:
+    """One layer of a localized artifact: its output in the runtime against the eager module's output."""
+
+    layer: str  # the eager module's qualified name, e.g. "layer3.0.conv2"
+    tensor: str  # what was compared in the artifact (e.g. the ONNX tensor name)
+    sqnr_db: float
+    cosine: float
+    max_abs_error: float
+    passed: bool  # within the artifact's cosine and SQNR tolerance
+    folded: list[str] = field(default_factory=list)  # eager modules folded into it (e.g. a BatchNorm)
+
+
+@dataclass(frozen=True)
 class ParityResult:
     variant: str
     format: str
@@ -133,6 +146,11 @@ class ParityResult:
     output_variation: float | None = None  # metrics.output_variation of the artifact's outputs
     degenerate: bool = False  # its outputs do not depend on its input (parity alone cannot see it)
     top1_checked: bool = True  # False for untrained weights (near-tied logits)
+    # --localize: the first layer (eager qualified name) outside the tolerance, the per-layer table, and
+    # what the localization did or why it could not run (None: not asked).
+    first_divergent_layer: str | None = None
+    layers: list[LayerParity] = field(default_factory=list)
+    localization: str | None = None
 
     def gated(self) -> list[str]:
         """The metrics that decided pass/fail (the others are informational): result field names."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -133,7 +133,31 @@ class Interleaves(Protocol):
     def share_threads(cls, threads: int | None) -> None: ...
 
 
-CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves)
+@runtime_checkable
+class LayerOutputs(Protocol):
+    """Exposes the loaded artifact's intermediate activations, named by the eager module that computes
+    them (``layer3.0.conv2``), so that parity can find the first layer that drifts (``--localize``)::
+
+        tensors = rt.layer_tensors(eager_module_names)   # {module: what it exposes}, after load()
+        outputs = rt.run_layers(batch)                    # {module: float32 activations}
+
+    A runtime without it says why in a class attribute ``no_layer_outputs``.
+    """
+
+    def layer_tensors(self, modules: Sequence[str]) -> dict[str, str]: ...
+
+    def run_layers(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves, LayerOutputs)
+
+
+def layer_outputs_support(runtime: object) -> Support:
+    """Whether a runtime (instance or class) can expose intermediate activations, and if not why."""
+    if isinstance(runtime, LayerOutputs) or (isinstance(runtime, type) and issubclass(runtime, LayerOutputs)):
+        return Support.yes()
+    name = getattr(runtime, "name", type(runtime).__name__)
+    return Support.no(getattr(runtime, "no_layer_outputs", f"{name} cannot expose intermediate activations"))
 
 
 # ---------------------------------------------------------------- registration

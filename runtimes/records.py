@@ -120,7 +120,11 @@ def read_record(path: Path, cls: type[T], what: str, schema_version: int | None 
     if list_key is not None and not isinstance(data.get(list_key), list):
         raise ArtifactError(f"{path} has no '{list_key}' list")
     if schema_version is not None and data.get("schema_version") != schema_version:
-        raise ArtifactError(f"{path}: schema_version {data.get('schema_version')!r} is not {schema_version}")
+        found = data.get("schema_version")
+        if isinstance(found, int) and found > schema_version:
+            raise ArtifactError(f"{path}: schema_version {found} is newer than this shrinkwrap reads "
+                                f"({schema_version}); upgrade shrinkwrap to read it")
+        raise ArtifactError(f"{path}: schema_version {found!r} is not {schema_version}")
     try:
         return from_jsonable(cls, data)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:

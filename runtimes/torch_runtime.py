@@ -89,6 +89,13 @@ class TorchRuntime(BoundRun, Describes, Interleaves):
 
             torch.cuda.empty_cache()
 
+    @property
+    def module(self) -> Any:
+        """The loaded torch module (e.g. for forward hooks on an eager reference)."""
+        if self._module is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        return self._module
+
     # -- Interleaves
     @classmethod
     def share_threads(cls, threads: int | None) -> None:

@@ -19,6 +19,9 @@ from runtimes.torch_runtime import TorchRuntime
 class TorchScriptRuntime(TorchRuntime):
     formats = (Format.TORCHSCRIPT,)
     format_reason = "torchscript runtime runs .pt artifacts only"
+    no_layer_outputs = ("a TorchScript artifact is traced and frozen: torch.jit.freeze inlines every submodule, "
+                        "so its graph keeps no module boundaries (no submodules, no scope names) whose outputs "
+                        "could be exposed; localize the .onnx artifact of the same variant instead")
 
     def _build(self, path: Path, artifact: ArtifactRecord) -> Any:
         import torch

@@ -9,6 +9,7 @@ from exporter.cli import catalog  # noqa: F401, I001
 from exporter.cli import export  # noqa: F401
 from exporter.cli import check  # noqa: F401
 from exporter.cli import bench  # noqa: F401
+from exporter.cli import compare  # noqa: F401
 from exporter.cli import run  # noqa: F401
 from exporter.cli import analysis  # noqa: F401
 from exporter.cli.app import app

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from exporter.cli.app import REPORTER, app, cli_errors, out_console
-from exporter.cli.options import Degenerate, Json, ParityImages, RunDir, Tolerance, parity_options
+from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
+from exporter.cli.options import (Degenerate, Json, JunitXml, Localize, ParityImages, RunDir, Tolerance,
+                                  parity_options)
 from exporter.options import ParityOptions
 
 
@@ -39,17 +40,22 @@ def parity(
     images: ParityImages = ParityOptions.images,
     tolerance: Tolerance = None,
     fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
+    localize: Localize = ParityOptions.localize,
+    junit_xml: JunitXml = None,
     as_json: Json = False,
 ) -> None:
     """Compare every artifact with its eager model; exit non-zero on any tolerance violation.
 
     Without --data or --synthetic it re-checks the inputs the run recorded in parity.json; other
-    inputs are written beside it (parity-<source>-<n>.json), never over it."""
-    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate), as_json)
+    inputs are written beside it (parity-<source>-<n>.json), never over it. --localize violating
+    (or all) compares the artifact's intermediate activations with the eager modules' and names
+    the first layer outside the tolerance."""
+    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate, localize), as_json,
+                junit_xml)
 
 
-def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool) -> None:
-    """Run the gate, print its table (or JSON), and fail with exit 4 on any violation."""
+def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool, junit_xml: Path | None = None) -> None:
+    """Run the gate, print its table (or JSON), write JUnit XML, and fail with exit 4 on any violation."""
     from exporter.parity_gate import require_parity, run_parity
     from runtimes.records import to_jsonable
 
@@ -58,7 +64,32 @@ def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool) -> None:
         out_console.print_json(json.dumps(to_jsonable(results)))
     else:
         print_parity(results)
+        for r in results:
+            if r.localization is not None:
+                print_layers(r)
+    if junit_xml is not None:
+        from exporter.ci.junit import parity_junit, write_junit
+
+        say(f"wrote {write_junit(junit_xml, parity_junit(results, opts.fail_on_degenerate))}")
     require_parity(results, opts.fail_on_degenerate)
+
+
+def print_layers(r) -> None:
+    """The per-layer table of a localized artifact (or why it could not be localized)."""
+    if not r.layers:
+        out_console.print(f"{r.path}: {r.localization}", highlight=False)
+        return
+    t = r.tolerance
+    table = Table("#", "layer (eager module)", "SQNR dB", "cosine", "max abs", "result",
+                  title=f"{r.path} in {r.runtime}, layer by layer vs eager {r.reference} "
+                        f"(tolerance: cosine ≥ {t.min_cosine}, SQNR ≥ {t.min_sqnr_db} dB)")
+    for i, lp in enumerate(r.layers):
+        first = lp.layer == r.first_divergent_layer
+        result = "[green]ok[/]" if lp.passed else "[red]FIRST DIVERGENT[/]" if first else "[red]outside[/]"
+        name = lp.layer + (f" (+{', '.join(lp.folded)} folded)" if lp.folded else "")
+        table.add_row(str(i), name, f"{lp.sqnr_db:.1f}", f"{lp.cosine:.6f}", f"{lp.max_abs_error:.3g}", result)
+    out_console.print(table)
+    out_console.print(f"{r.path}: {r.localization}", highlight=False)
 
 
 def print_parity(results: list) -> None:

@@ -17,6 +17,7 @@ from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOpt
                               ModelOptions, ParityOptions, PreprocessOptions)
 from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
+from runtimes.bench.regression import CompareOptions
 from runtimes.errors import BadInputError
 from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
 
@@ -72,8 +73,13 @@ EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure t
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
 Json = Annotated[bool, typer.Option("--json", help="print the records as JSON on stdout")]
+JunitXml = Annotated[Optional[Path], typer.Option("--junit-xml", help="write a JUnit XML report here (one test "
+                                                                      "case per artifact × runtime × metric)")]
 VariantsFilter = Annotated[Optional[str], typer.Option("--variants", help="comma-separated variants of the run "
                                                                          "(default: all)")]
+Localize = Annotated[Optional[str], typer.Option(help="violating | all: compare the intermediate activations "
+                                                    "of the violating (or every) artifact with the eager "
+                                                    "modules' and name the first divergent layer")]
 RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
 
 DEFAULT_BATCH = ",".join(map(str, BenchOptions.batches))
@@ -175,6 +181,23 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
                         variants=split_names(variants))
 
 
-def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True) -> ParityOptions:
+def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True,
+                   localize=None) -> ParityOptions:
     return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data, synthetic=synthetic,
-                         fail_on_degenerate=fail_on_degenerate)
+                         fail_on_degenerate=fail_on_degenerate, localize=localize)
+
+
+def parse_bool(text: str, flag: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise BadInputError(f"{flag} takes true or false, got {text!r}")
+
+
+def compare_options(max_slowdown, max_accuracy_drop, max_size_growth, max_sqnr_drop,
+                    same_machine_only: str) -> CompareOptions:
+    return CompareOptions(max_slowdown_pct=max_slowdown, max_accuracy_drop=max_accuracy_drop,
+                          max_size_growth_pct=max_size_growth, max_sqnr_drop_db=max_sqnr_drop,
+                          same_machine_only=parse_bool(same_machine_only, "--same-machine-only"))
