@@ -15,6 +15,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
+
 from exporter.cli import app
 from tests.support import trained
 

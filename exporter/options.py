@@ -93,7 +93,9 @@ class FinetuneOptions:
     epochs: int = 0
     seed: int = 0
     batch: int = 32
-    lr: float = 0.01  # SGD (momentum 0.9), cosine-annealed to 0 over the run
+    # SGD (momentum 0.9), cosine-annealed to 0. Measured on the 10-class test model after the refit (3 epochs):
+    # 0.002 gave +1.2 / +6.8 points at 50% / 70% of channels removed, where 0.01 lost 1.2 / gained 5.4.
+    lr: float = 0.002
     temperature: float = 4.0  # KL divergence between temperature-softened logits
     images: int | None = None  # a deterministic subset of the folder (None: all of it)
 

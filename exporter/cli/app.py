@@ -93,16 +93,16 @@ class RichReporter:
         say(message)
 
     @contextlib.contextmanager
-    def task(self, label: str) -> Iterator[Callable[..., None]]:
+    def task(self, title: str) -> Iterator[Callable[..., None]]:
         t0 = time.perf_counter()
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
                       transient=False) as bar:
-            task = bar.add_task(label, total=None, rate="")
+            task = bar.add_task(title, total=None, rate="")
 
-            def update(done: int, total: int | None, item: str = "") -> None:
+            def update(done: int, total: int | None, label: str = "") -> None:
                 rate = f"{done / max(time.perf_counter() - t0, 1e-9):.1f}/s"
-                bar.update(task, completed=done, total=total, description=item or label, rate=rate)
+                bar.update(task, completed=done, total=total, description=label or title, rate=rate)
 
             yield update
 

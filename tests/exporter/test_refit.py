@@ -55,17 +55,21 @@ def test_redundant_channels_are_recovered_exactly():
 
 
 def test_refit_matches_normalised_outputs_after_batchnorm_re_estimation():
-    """Statistics re-estimated first: the refit targets what the teacher's BatchNorm outputs, under the
-    student's own statistics."""
+    """Statistics of the refit layer's BatchNorm re-estimated first (here: changed by hand, as re-estimation
+    would): the refit targets what the teacher's BatchNorm outputs, under the student's own statistics."""
     teacher = _teacher_with_redundant_inputs()
     student = copy.deepcopy(teacher)
     _drop_inputs(student, list(range(8)))
+    with torch.no_grad():
+        student[4].running_mean.add_(0.3)
+        student[4].running_var.mul_(2.5)
     x = torch.randn(32, 3, 12, 12, generator=torch.Generator().manual_seed(2))
-    recalibrate_batchnorm(student, x)
-    assert not torch.allclose(student[4].running_var, teacher[4].running_var)
     refit.refit_layer(student, teacher, "3", torch.arange(8), x)
     with torch.no_grad():
-        assert float((student(x) - teacher(x)).pow(2).mean()) < 1e-8
+        err = float((student(x) - teacher(x)).pow(2).mean())
+        energy = float(teacher(x).pow(2).mean())
+    assert err < 1e-5 * energy
+    assert not torch.allclose(student[4].running_var, teacher[4].running_var)  # its statistics were kept
 
 
 def test_following_batchnorm_pairs():
