@@ -58,7 +58,8 @@ def test_defaults_and_roles_come_from_the_registry():
     roles = {v.role: v.name for v in all_variants() if v.role is not Role.VARIANT}
     assert roles == {Role.BASELINE: "fp32", Role.HEADLINE: "int8", Role.PEER: "ort-quantize-static",
                      Role.BUDGETED: "auto"}
-    assert [s.name for s in sweepable(all_variants())] == ["fp32-pruned", "int8", "fp16", "mixed"]
+    assert [s.name for s in sweepable(all_variants())] == ["fp32-pruned", "int8", "fp16", "mixed", "fp32-slim",
+                                                            "int8-slim"]
 
 
 def test_requests_that_cannot_be_built_are_refused_with_one_line():

@@ -14,5 +14,6 @@ def test_references_load_weights_only_into_their_skeleton(exported):
     for ref in m.references:
         assert ref.format == "eager" and ref.path == f"{ref.variant}.eager.pt"
         state = torch.load(exported / ref.path, map_location="cpu", weights_only=True)
-        model = structure.skeleton(ref.model, ref.num_classes, ref.precision.value, ref.quantization.keep_float)
+        model = structure.skeleton(ref.model, ref.num_classes, ref.precision.value, ref.quantization.keep_float,
+                                   shapes=ref.channels.shapes if ref.channels else None)
         model.load_state_dict(state)  # strict: every key and shape matches
