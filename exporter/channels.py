@@ -51,16 +51,6 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             and not (isinstance(m, nn.Conv2d) and m.groups > 1)]
 
 
-def dependency_graph(model: nn.Module, example: torch.Tensor):
-    """Torch-Pruning's graph of coupled channels; one line naming the layer when it cannot be traced."""
-    import torch_pruning as tp
-
-    try:
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    except Exception as exc:  # noqa: BLE001 - any tracing failure becomes one line for the user
-        raise BadInputError(f"channel pruning cannot trace {type(model).__name__}: {_first_line(exc)}") from exc
-
-
 def score_taylor(model: nn.Module, images: torch.Tensor, batch: int = 32) -> None:
     """Accumulate the gradients Taylor importance reads, label-free: cross-entropy against the
     model's own predictions (a trained model's outputs are the only labels a calibration folder has)."""
@@ -96,13 +86,16 @@ def remove_channels(model: nn.Module, images: torch.Tensor, sparsity: float, rou
     if sparsity == 0.0:
         return plan
     example = images[:2]
-    dependency_graph(model, example)  # fail with the layer's name before scoring
     classifier = model.get_submodule(structure.classifier_name(model))
+    scorer = importance(criterion)
+    try:  # the pruner builds the dependency graph (once); a model it cannot trace is one line
+        pruner = tp.pruner.BasePruner(
+            model, example, importance=scorer, pruning_ratio=sparsity,
+            ignored_layers=[classifier], round_to=round_to, global_pruning=False)
+    except Exception as exc:  # noqa: BLE001 - any tracing failure becomes one line for the user
+        raise BadInputError(f"channel pruning cannot trace {type(model).__name__}: {_first_line(exc)}") from exc
     if criterion == TAYLOR:
-        score_taylor(model, images)
-    pruner = tp.pruner.BasePruner(
-        model, example, importance=importance(criterion), pruning_ratio=sparsity,
-        ignored_layers=[classifier], round_to=round_to, global_pruning=False)
+        score_taylor(model, images)  # gradients the Taylor scores read when the pruner steps
     removed: dict[str, set[int]] = {}
     for group in pruner.step(interactive=True):
         for dep, idxs in group:

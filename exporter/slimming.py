@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -37,7 +37,6 @@ class SlimModel:
     model: nn.Module  # float32, eval mode
     record: ChannelRecord
     finetune: FinetuneRecord | None = None
-    warnings: list[str] = field(default_factory=list)
 
 
 class _Meter:

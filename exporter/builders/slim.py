@@ -32,7 +32,7 @@ def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> Buil
         quant = QuantRecord(backend=None, scheme=None)
     # No unstructured pruning: the weights are dense, the channels fewer (``channels`` says how many).
     pruning = PruneRecord(method=None, scope=None, order=None, requested=0.0)
-    return finish(model, quant, pruning, warnings=list(slim.warnings), macs=slim.record.macs_after,
+    return finish(model, quant, pruning, macs=slim.record.macs_after,
                   channels=slim.record, finetune=slim.finetune)
 
 

@@ -348,17 +348,22 @@ def main(argv: list[str] | None = None) -> int:
     _test_hooks(a.runtime)
     spec = CellSpec(a.run_dir, a.variant, a.format, a.runtime, a.batch, a.threads, a.min_time,
                     a.min_iters, a.warmup, a.max_time, a.eval_tensors, tuple(a.imports), a.attempts)
-    # Libraries may print to stdout; keep fd 1 for our one JSON line and send the rest to stderr.
+    return print_one_json_line(lambda: run_cell(spec))
+
+
+def print_one_json_line(compute: Callable[[], Any]) -> int:
+    """Run ``compute`` with stdout sent to stderr, then print its record as the process's one JSON line:
+    libraries may print to stdout, and the parent reads exactly one line from it."""
     sys.stdout.flush()
     real_stdout = os.dup(1)
     os.dup2(2, 1)
     try:
-        cell = run_cell(spec)
+        record = compute()
     finally:
         sys.stdout.flush()
         os.dup2(real_stdout, 1)
         os.close(real_stdout)
-    sys.stdout.write(json.dumps(to_jsonable(cell)) + "\n")
+    sys.stdout.write(json.dumps(to_jsonable(record)) + "\n")
     sys.stdout.flush()
     return 0
 

@@ -18,8 +18,6 @@ speed-ups the report states.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes import registry
-from runtimes.bench.cell import check_logits, make_input, pick_record
+from runtimes.bench.cell import check_logits, make_input, pick_record, print_one_json_line
 from runtimes.bench.grid import one_line
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import Comparison
@@ -148,19 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     spec = CompareSpec(a.run_dir, a.runtime, a.batch, tuple(a.a.split(":", 1)), tuple(a.b.split(":", 1)),
                        a.threads, a.min_time, a.min_iters, a.warmup)
-    # Libraries may print to stdout; keep fd 1 for our one JSON line.
-    sys.stdout.flush()
-    real_stdout = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        result = run_comparison(spec)
-    finally:
-        sys.stdout.flush()
-        os.dup2(real_stdout, 1)
-        os.close(real_stdout)
-    sys.stdout.write(json.dumps(to_jsonable(result)) + "\n")
-    sys.stdout.flush()
-    return 0
+    return print_one_json_line(lambda: run_comparison(spec))
 
 
 if __name__ == "__main__":
