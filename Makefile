@@ -10,14 +10,18 @@ OUT    ?= artifacts/run
 ARGS   ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
 # The machines carry a local CPU-only torch wheel (pip's find-links) that breaks torchvision;
 # ignore it and take the registry's build pinned in constraints.txt.
-PIP    := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip
+# The CUDA build is ~3 GB of wheels unpacked into ~5 GB: download and unpack on the clone's own disk
+# (TMPDIR under .venv, not a possibly small /tmp) and keep no second copy in pip's cache.
+PIP    := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null TMPDIR=$(abspath $(VENV))/.pip-tmp PIP_NO_CACHE_DIR=1 $(VENV)/bin/pip
 
 .PHONY: run test venv
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
+	mkdir -p $(VENV)/.pip-tmp
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	rm -rf $(VENV)/.pip-tmp
 	touch $@
 
 run: $(VENV)/.installed
