@@ -15,3 +15,8 @@ class WeightsError(BadInputError):
 
 class DataError(BadInputError):
     """A data directory is missing, empty or unusable."""
+
+
+class ExportError(ShrinkwrapError):
+    """A built model cannot be written in a format (e.g. an operator torch's ONNX exporter cannot export
+    at this input size); exit 1, one line."""

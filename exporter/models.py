@@ -11,6 +11,7 @@ module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import pickle
 import urllib.error
@@ -20,8 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from exporter.batchnorm import recalibrate_batchnorm
 from exporter.errors import WeightsError
-from runtimes import structure
+from runtimes import quant_lanes, structure
+from runtimes.quant_lanes.fx_graph import refusal
 from runtimes.errors import BadInputError
 from runtimes.manifest import WeightsRecord
 from runtimes.records import sha256_file
@@ -43,10 +46,11 @@ IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 class ModelSpec:
     name: str
     family: str  # torchvision's module of the builder: resnet, mobilenetv3, efficientnet, ...
-    quant_lane: str | None  # how INT8 is built for it; None: float variants only
+    quant_lane: str | None  # the INT8 lane's name (runtimes.quant_lanes): "eager", "fx"; None: float variants only
     preprocess: Preprocess  # from the ImageNet weights' own transforms (e.g. 299 px for inception_v3)
     weights: str  # the torchvision weights `--weights imagenet` loads
     num_classes: int
+    no_lane_reason: str | None = None  # why no INT8 lane covers it
 
 
 def _spec(name: str) -> ModelSpec:
@@ -57,8 +61,9 @@ def _spec(name: str) -> ModelSpec:
     t = w.transforms()
     pre = Preprocess(int(t.resize_size[0]), int(t.crop_size[0]), tuple(t.mean), tuple(t.std))
     family = tvm.get_model_builder(name).__module__.rsplit(".", 1)[-1]
-    lane = structure.EAGER_LANE if name in structure.eager_lane_models() else None
-    return ModelSpec(name, family, lane, pre, f"{enum_cls.__name__}.{w.name}", len(w.meta["categories"]))
+    lane = quant_lanes.lane_for(name)
+    return ModelSpec(name, family, lane.name if lane else None, pre, f"{enum_cls.__name__}.{w.name}",
+                     len(w.meta["categories"]), None if lane else refusal(name))
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,10 +97,34 @@ def load_model(arch: str, weights: str, seed: int = 0) -> LoadedModel:
     if weights == "random":
         torch.manual_seed(seed)
         model = structure.build_float_model(arch, spec.num_classes)
+        settle_batchnorm(model, spec.preprocess.crop, seed)
         rec = WeightsRecord(source="random", trained=False,
-                            label="UNTRAINED (random weights, seed %d): accuracy figures are meaningless" % seed)
+                            label="UNTRAINED (random weights, seed %d, BatchNorm statistics from synthetic "
+                                  "inputs): accuracy figures are meaningless" % seed)
         return LoadedModel(arch, model, spec.num_classes, rec, spec.preprocess)
     return _checkpoint(spec, Path(weights))
+
+
+# Synthetic images for settle_batchnorm: a few, enough for per-channel means and variances over their pixels.
+SETTLE_IMAGES = 8
+
+
+def settle_batchnorm(model: nn.Module, size: int, seed: int = 0) -> int:
+    """Give a randomly initialised model the BatchNorm statistics of its own activations.
+
+    torchvision initialises running statistics to mean 0, variance 1, which no activation
+    has: in eval mode the deeper families' signals vanish (EfficientNet-B0's logits come out
+    ~1e-14, MobileNetV3's ~1e-10) and INT8 of such a model is all zeros. Re-estimating the
+    statistics on standard-normal inputs (the scale of normalised images) keeps every layer
+    at unit scale, so latency, size and parity of an untrained model mean what they would for a
+    trained one. ``size``: the model's own input size (MaxViT takes no other). Returns how many BatchNorm
+    layers were set.
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return 0
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(SETTLE_IMAGES, 3, size, size, generator=g)
+    return recalibrate_batchnorm(model, images, batch=SETTLE_IMAGES // 2)
 
 
 def _imagenet(spec: ModelSpec) -> LoadedModel:
@@ -136,7 +165,8 @@ def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     cls_key = f"{structure.classifier_name(structure.build_float_model(arch, spec.num_classes))}.weight"
     if cls_key not in state or not isinstance(state[cls_key], torch.Tensor) or state[cls_key].dim() not in (2, 4):
-        raise WeightsError(f"--weights {path}: no classifier weight {cls_key!r}: not a {arch} checkpoint")
+        raise WeightsError(f"--weights {path}: no classifier weight {cls_key!r}: not a checkpoint of {arch}"
+                           f"{_fits_instead(state, arch)}")
     num_classes = int(state[cls_key].shape[0])
     model = structure.build_float_model(arch, num_classes)
     expected = model.state_dict()
@@ -145,16 +175,67 @@ def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
     if missing or unexpected:
         raise WeightsError(f"--weights {path} does not fit {arch}: "
                            f"{_few('missing', missing)}{'; ' if missing and unexpected else ''}"
-                           f"{_few('unexpected', unexpected)}")
+                           f"{_few('unexpected', unexpected)}{_fits_instead(state, arch)}")
     bad = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
     if bad:
         k = bad[0]
         raise WeightsError(f"--weights {path} does not fit {arch}: {len(bad)} tensors have the wrong shape, "
-                           f"e.g. {k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
+                           f"e.g. {k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}"
+                           f"{_fits_instead(state, arch)}")
     model.load_state_dict(state)
     rec = WeightsRecord(source="checkpoint", trained=True, label=f"checkpoint {path.name}",
                         path=str(path.resolve()), sha256=sha256_file(path))
     return LoadedModel(arch, model.eval(), num_classes, rec, spec.preprocess)
+
+
+@contextlib.contextmanager
+def _empty_weights():
+    """Build modules with their parameters and buffers on the meta device: shapes only, no memory (what a
+    key-and-shape comparison needs; ``torch.device("meta")`` alone breaks RegNet's width arithmetic)."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter(self, name, param):
+        register_parameter(self, name, param)
+        if param is not None:
+            self._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def buffer(self, name, tensor, persistent=True):
+        register_buffer(self, name, tensor.to("meta") if tensor is not None else None, persistent)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = parameter, buffer
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
+
+
+def models_fitting(state: dict) -> list[str]:
+    """The classifiers whose state_dict has exactly these keys and shapes (any number of classes)."""
+    import warnings
+
+    import torchvision.models as tvm
+
+    have = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    found = []
+    for name in structure.classifier_models():
+        try:
+            with _empty_weights(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kwargs = {"init_weights": False} if name in ("googlenet", "inception_v3") else {}
+                model = tvm.get_model(name, weights=None, **kwargs)
+        except Exception:  # noqa: BLE001 - a builder that cannot run without data is just not a candidate
+            continue
+        want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        head = structure.classifier_name(model)
+        if want.keys() == have.keys() and all(want[k] == have[k] or k.startswith(head + ".") for k in want):
+            found.append(name)
+    return found
+
+
+def _fits_instead(state: dict, arch: str) -> str:
+    """``; it is a <model> checkpoint`` when the state_dict fits another classifier exactly."""
+    fits = [m for m in models_fitting(state) if m != arch]
+    return f"; it fits {' or '.join(fits[:3])}: pass --model {fits[0]}" if fits else ""
 
 
 def _find_state_dict(obj: object, path: Path) -> dict:

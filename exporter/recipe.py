@@ -25,9 +25,11 @@ from exporter.evaluation import EvalSet
 from exporter.models import LoadedModel, Preprocess
 from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, CompressionOptions
 from exporter.progress import SILENT, Reporter
-from exporter.pruning import SYNTHETIC_WARNING, method_record, prune_as, recalibrate_batchnorm
+from exporter.batchnorm import recalibrate_batchnorm
+from exporter.pruning import SYNTHETIC_WARNING, method_record, prune_as
 from exporter.variants import VariantSpec, get_variant
 from runtimes.manifest import CalibMethod, FinetuneRecord, PruneMethod, PruneRecord, QuantRecord
+from runtimes import quant_lanes
 from runtimes.quant_engine import QUANT_BACKEND
 
 if TYPE_CHECKING:
@@ -36,8 +38,9 @@ if TYPE_CHECKING:
 # The global allocation only ranks weights across layers; fewer images than the reconstruction suffice.
 ALLOCATION_IMAGES = 64
 
-QUANT_SCHEME = ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); "
-                "activations UINT8 per-tensor affine, reduce_range")
+def quant_scheme(reduce_range: bool) -> str:
+    return ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); activations UINT8 "
+            "per-tensor affine, " + ("reduce_range (7 bits)" if reduce_range else "8 bits (no reduce_range)"))
 
 
 class Recipe:
@@ -164,7 +167,8 @@ class Recipe:
         return self._slimmed[key]
 
     def calibrated_model(self, model: nn.Module) -> nn.Module:
-        prepared = quantize.prepare_for_calibration(model, self.calib_method.value)
+        prepared = quantize.prepare_for_calibration(model, self.calib_method.value,
+                                                    reduce_range=self.calibration.reduce_range)
         quantize.calibrate(prepared, batches(self.calib_images, self.calibration.batch))
         return prepared
 
@@ -191,10 +195,13 @@ class Recipe:
         return self._calibrated[key]
 
     # --- records ----------------------------------------------------------------
-    def quant_record(self, keep: tuple[str, ...]) -> QuantRecord:
-        return QuantRecord(backend=QUANT_BACKEND, scheme=QUANT_SCHEME, calib_method=self.calib_method.value,
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module) -> QuantRecord:
+        """The record of an INT8 ``model`` built with ``keep`` FP32: its lane and what runs float in it."""
+        return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.reduce_range),
+                           calib_method=self.calib_method.value, reduce_range=self.calibration.reduce_range,
                            calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
-                           keep_float=list(keep))
+                           keep_float=list(keep), lane=quant_lanes.lane_of(model).name,
+                           float_ops=quantize.float_ops(model, self.calib_images[:1]))
 
     # --- building ---------------------------------------------------------------
     def build(self, spec: VariantSpec, opts: CompressionOptions | None = None) -> BuiltVariant:

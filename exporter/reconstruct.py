@@ -67,6 +67,10 @@ class ReconstructionReport:
 class HessianAccumulator:
     """``H = 2 X Xᵀ / n`` of one layer's input, accumulated batch by batch (n counts input columns).
 
+    A grouped convolution (depthwise: one group per channel) has one H per group, since each output
+    channel sees only its group's inputs: ``H`` is (groups, d, d) with d the inputs of one group
+    (1 group for a dense conv or a Linear).
+
     ``keep`` < 1 samples that fraction of the columns of each batch (seeded, uniform): an early
     convolution sees hundreds of thousands of columns for a few hundred rows of H, far more than
     its estimate needs; the columns kept are an unbiased sample of them.
@@ -76,14 +80,15 @@ class HessianAccumulator:
 
     def __init__(self, module: nn.Module, columns: int, keep: float = 1.0, seed: int = 0) -> None:
         self.module = module
-        self.sum = torch.zeros((columns, columns), dtype=torch.float32)
+        self.groups = _groups(module)
+        self.sum = torch.zeros((self.groups, columns, columns), dtype=torch.float32)
         self.n = 0
         self.keep = keep
         self.gen = torch.Generator().manual_seed(seed)
 
     def columns_of(self, inp: torch.Tensor, keep: float = 1.0) -> torch.Tensor:
-        """The input as (rows of H, columns): unfolded for a convolution (one column per output position),
-        ``keep`` of the positions of each image sampled (the same ones for every image of the batch)."""
+        """The input as (groups, rows of H, columns): unfolded for a convolution (one column per output
+        position), ``keep`` of the positions of each image sampled (the same ones for every image)."""
         x = inp.detach()
         if x.is_quantized:
             x = x.dequantize()
@@ -94,20 +99,24 @@ class HessianAccumulator:
             if keep < 1.0:
                 k = max(1, int(round(keep * x.shape[2])))
                 x = x[:, :, torch.randperm(x.shape[2], generator=self.gen)[:k]]
-            return x.transpose(1, 2).reshape(-1, x.shape[1]).t()
-        return x.reshape(-1, x.shape[-1]).t()
+            # unfold orders rows channel-major, so each group's inputs are one contiguous block of rows
+            n, rows, positions = x.shape
+            x = x.reshape(n, self.groups, rows // self.groups, positions)
+            return x.permute(1, 2, 0, 3).reshape(self.groups, rows // self.groups, n * positions)
+        return x.reshape(-1, x.shape[-1]).t().unsqueeze(0)
 
     def per_image(self, inp: torch.Tensor) -> int:
         """Columns one image gives (output positions of a convolution, tokens of a Linear)."""
-        return self.columns_of(inp[:1]).shape[1]
+        return self.columns_of(inp[:1]).shape[-1]
 
     def add(self, inp: torch.Tensor) -> None:
         x = self.columns_of(inp, self.keep)
-        self.sum.addmm_(x, x.t())
-        self.n += x.shape[1]
+        self.sum.baddbmm_(x, x.transpose(1, 2))
+        self.n += x.shape[-1]
 
     @property
     def H(self) -> torch.Tensor:
+        """(groups, d, d), float64."""
         return self.sum.double() * (2.0 / max(self.n, 1))
 
     @classmethod
@@ -115,22 +124,29 @@ class HessianAccumulator:
         return min(1.0, cls.SAMPLES_PER_ROW * rows / max(total_columns, 1))
 
 
+def _groups(module: nn.Module) -> int:
+    return int(getattr(module, "groups", 1) or 1)
+
+
 def _weight_matrix(pw: prune.PrunableWeight) -> torch.Tensor:
-    """The weight as (rows, columns) float32; dequantized for INT8."""
+    """The weight as (groups, rows per group, columns) float32; dequantized for INT8."""
     w = pw.module.weight().dequantize() if pw.kind == "int8" else pw.module.weight.detach()
-    return w.float().reshape(w.shape[0], -1).clone()
+    g = _groups(pw.module)
+    return w.float().reshape(g, w.shape[0] // g, -1).clone()
 
 
 def _columns(pw: prune.PrunableWeight) -> int:
+    """Inputs one output sees: rows of its group's H."""
     w = pw.module.weight() if pw.kind == "int8" else pw.module.weight
     return int(w[0].numel())
 
 
 def _inverse_cholesky(H: torch.Tensor, rel_damp: float) -> tuple[torch.Tensor, float]:
-    """The upper Cholesky factor of H⁻¹ (SparseGPT's Hinv), raising the damping until H is positive definite."""
-    mean_diag = float(torch.diag(H).mean())
+    """The upper Cholesky factor of H⁻¹ (SparseGPT's Hinv) of each group's H (groups, d, d), raising the
+    damping until every H is positive definite."""
+    mean_diag = torch.diagonal(H, dim1=-2, dim2=-1).mean(-1).reshape(-1, 1, 1)
     damp = rel_damp
-    eye = torch.eye(H.shape[0], dtype=H.dtype)
+    eye = torch.eye(H.shape[-1], dtype=H.dtype).expand_as(H)
     for _ in range(MAX_DAMP_RETRIES + 1):
         try:
             L = torch.linalg.cholesky(H + eye * (damp * mean_diag))
@@ -144,63 +160,69 @@ def _inverse_cholesky(H: torch.Tensor, rel_damp: float) -> tuple[torch.Tensor, f
 class _Grid:
     """Symmetric per-row INT8 grid of a quantized weight: kept weights are re-rounded onto it."""
 
-    def __init__(self, qweight: torch.Tensor) -> None:
-        self.scale = qweight.q_per_channel_scales().float().reshape(-1, 1)
-        self.zero = qweight.q_per_channel_zero_points().float().reshape(-1, 1)
+    def __init__(self, qweight: torch.Tensor, groups: int = 1) -> None:
+        rows = qweight.shape[0]
+        self.scale = qweight.q_per_channel_scales().float().reshape(groups, rows // groups)
+        self.zero = qweight.q_per_channel_zero_points().float().reshape(groups, rows // groups)
         info = torch.iinfo(torch.int8)
         self.qmin, self.qmax = info.min, info.max
 
     def round(self, w: torch.Tensor) -> torch.Tensor:
-        s, z = self.scale.flatten(), self.zero.flatten()
-        q = torch.clamp(torch.round(w / s) + z, self.qmin, self.qmax)
-        return (q - z) * s
+        """``w``: (groups, rows per group), one column."""
+        q = torch.clamp(torch.round(w / self.scale) + self.zero, self.qmin, self.qmax)
+        return (q - self.zero) * self.scale
 
 
 def obs_prune_matrix(W: torch.Tensor, H: torch.Tensor, sparsity: float, grid: _Grid | None = None,
                      rel_damp: float = REL_DAMP, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor, float, int, float]:
-    """SparseGPT on one (rows, columns) weight: (new weights, keep mask, damping used, dead inputs, loss).
+    """SparseGPT on one weight: (new weights, keep mask, damping used, dead inputs, loss).
 
-    ``grid``: kept weights are rounded onto it (INT8), pruned ones are exactly 0 (the zero point).
+    ``W`` is (rows, columns) with ``H`` (columns, columns), or, for a grouped convolution, (groups, rows,
+    columns) with one H per group (groups, columns, columns); the weights to remove are chosen over the
+    whole layer, every group at once. ``grid``: kept weights are rounded onto it (INT8), pruned ones are
+    exactly 0 (the zero point).
     """
+    flat = W.dim() == 2
     # float32 like SparseGPT (the damping keeps it well conditioned); H was accumulated in float64.
-    W = W.float().clone()
-    H = H.float()
+    W = (W.unsqueeze(0) if flat else W).float().clone()
+    H = (H.unsqueeze(0) if H.dim() == 2 else H).float().clone()
     # An input that is always zero contributes nothing: its weights are the cheapest to prune (saliency 0),
     # and they count towards the target like any other, so the achieved sparsity is the requested one.
-    dead = torch.diag(H) == 0
-    H[dead, dead] = 1.0
+    diag = torch.diagonal(H, dim1=-2, dim2=-1)
+    dead = diag == 0
+    diag[dead] = 1.0
     Hinv, damp = _inverse_cholesky(H, rel_damp)
-    rows, cols = W.shape
+    groups, rows, cols = W.shape
     keep = torch.ones_like(W, dtype=torch.bool)
     loss = 0.0
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
-        W1 = W[:, i1:i2].clone()
+        W1 = W[:, :, i1:i2].clone()
         Q1 = torch.zeros_like(W1)
         Err1 = torch.zeros_like(W1)
-        Hinv1 = Hinv[i1:i2, i1:i2]
-        d = torch.diag(Hinv1)
-        saliency = W1 ** 2 / d.reshape(1, -1) ** 2
-        saliency[:, dead[i1:i2]] = 0.0
+        Hinv1 = Hinv[:, i1:i2, i1:i2]
+        d = torch.diagonal(Hinv1, dim1=-2, dim2=-1)  # (groups, block)
+        saliency = W1 ** 2 / d.unsqueeze(1) ** 2
+        saliency.masked_fill_(dead[:, i1:i2].unsqueeze(1).expand_as(saliency), 0.0)
         k = int(saliency.numel() * sparsity)
         mask1 = torch.zeros_like(W1, dtype=torch.bool)  # True = pruned
         if k > 0:
             mask1.view(-1)[torch.topk(saliency.flatten(), k, largest=False).indices] = True
         for i in range(i2 - i1):
-            w = W1[:, i]
-            q = w.clone()
-            q[mask1[:, i]] = 0.0
+            w = W1[:, :, i]
+            q = torch.where(mask1[:, :, i], torch.zeros_like(w), w)
             if grid is not None:
-                kept = ~mask1[:, i]
-                q[kept] = grid.round(q)[kept]
-            Q1[:, i] = q
-            err = (w - q) / d[i]
+                q = torch.where(mask1[:, :, i], q, grid.round(q))
+            Q1[:, :, i] = q
+            err = (w - q) / d[:, i:i + 1]
             loss += float(torch.sum(err ** 2)) / 2
-            W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
-            Err1[:, i] = err
-        W[:, i1:i2] = Q1
-        keep[:, i1:i2] = ~mask1
-        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+            W1[:, :, i:] -= err.unsqueeze(2) @ Hinv1[:, i:i + 1, i:]
+            Err1[:, :, i] = err
+        W[:, :, i1:i2] = Q1
+        keep[:, :, i1:i2] = ~mask1
+        W[:, :, i2:] -= Err1 @ Hinv[:, i1:i2, i2:]
+    if flat:
+        W, keep = W[0], keep[0]
     return W.float(), keep, damp, int(dead.sum()), loss
 
 
@@ -228,6 +250,7 @@ def _restore(pw: prune.PrunableWeight, w: torch.Tensor) -> None:
 
 def _write(pw: prune.PrunableWeight, W: torch.Tensor, keep: torch.Tensor) -> None:
     """Store reconstructed weights: float in place; INT8 as integers on the unchanged scales."""
+    W, keep = W.reshape(-1, W.shape[-1]), keep.reshape(-1, keep.shape[-1])  # (output channels, columns)
     if pw.kind == "int8":
         qw = pw.module.weight()
         scales, zps, axis = qw.q_per_channel_scales(), qw.q_per_channel_zero_points(), qw.q_per_channel_axis()
@@ -359,15 +382,16 @@ def allocate(model: nn.Module, weights: Sequence[prune.PrunableWeight], images: 
     costs = [torch.empty(0)] * len(weights)
 
     def cost(i: int, hessian: Callable[[], torch.Tensor]) -> None:
-        W = _weight_matrix(weights[i])
-        H = hessian().float()
-        dead = torch.diag(H) == 0
-        H[dead, dead] = 1.0
-        damp = REL_DAMP * float(torch.diag(H).mean())
-        Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H + torch.eye(H.shape[0]) * damp))
+        W = _weight_matrix(weights[i])  # (groups, rows, d)
+        H = hessian().float()  # (groups, d, d)
+        diag = torch.diagonal(H, dim1=-2, dim2=-1)
+        dead = diag == 0
+        diag[dead] = 1.0
+        damp = REL_DAMP * diag.mean(-1).reshape(-1, 1, 1)
+        Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H + torch.eye(H.shape[-1]) * damp))
         energy = float(torch.sum((W @ H) * W)) or 1.0
-        sal = (W ** 2 / torch.diag(Hinv).reshape(1, -1)) / energy
-        sal[:, dead] = 0.0
+        sal = (W ** 2 / torch.diagonal(Hinv, dim1=-2, dim2=-1).unsqueeze(1)) / energy
+        sal.masked_fill_(dead.unsqueeze(1).expand_as(sal), 0.0)
         costs[i] = sal.flatten()
 
     _visit(model, weights, images, batch, cost)
@@ -482,7 +506,7 @@ def reconstruct(model: nn.Module, images: torch.Tensor, sparsity: float, scope: 
             report.reused += 1
             return
         reusing[0] = False
-        grid = _Grid(pw.module.weight()) if pw.kind == "int8" else None
+        grid = _Grid(pw.module.weight(), _groups(pw.module)) if pw.kind == "int8" else None
         W, keep, damp, dead, loss = obs_prune_matrix(_weight_matrix(pw), hessian(), target, grid)
         if not torch.isfinite(W).all():
             raise RuntimeError(f"OBS reconstruction of {pw.name} produced non-finite weights")

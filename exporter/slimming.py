@@ -28,7 +28,7 @@ from exporter.evaluation import model_logits
 from exporter.models import Preprocess
 from exporter.options import CompressionOptions
 from exporter.progress import SILENT, Reporter
-from exporter.pruning import recalibrate_batchnorm
+from exporter.batchnorm import recalibrate_batchnorm
 from runtimes.manifest import ChannelLayer, ChannelRecord, FinetuneRecord, RecoveryStep
 from runtimes.metrics import sqnr_db, top1_agreement
 

@@ -125,6 +125,11 @@ class QuantRecord:
     calib_source: str | None = None  # "synthetic" or the data directory
     calib_images: int | None = None
     keep_float: list[str] = field(default_factory=list)
+    lane: str | None = None  # the INT8 lane that built it (runtimes.quant_lanes): "eager", "fx"
+    reduce_range: bool | None = None  # 7-bit activations (safe without VNNI); None in older records
+    # Operators that run float inside the INT8 model, measured (operator type -> where): LayerNorm, GELU, SiLU,
+    # the layers kept FP32, ... (runtimes.quant_lanes.float_ops)
+    float_ops: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

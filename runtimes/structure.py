@@ -6,13 +6,11 @@ the manifest record and loads the saved state_dict into it with
 ``torch.load(weights_only=True)``: nothing is ever unpickled as code, and the
 runtime needs no ``exporter`` import.
 
-Models come from torchvision's own registry (``list_models``). INT8 uses the
-*eager-mode lane*: torch's ``torch.ao.quantization`` on torchvision's quantizable
-builders (``torchvision.models.quantization``), which have QuantStub/DeQuantStub,
-``fuse_model`` and FloatFunctional adds. A model without such a builder has no
-INT8 lane here (float variants still work). Both APIs are deprecated in favour of
-torchao/pt2e; the steps are isolated here and in ``exporter.quantize`` so that
-migration touches two modules.
+Models come from torchvision's own registry (``list_models``). INT8 comes from
+the model's *lane* (:mod:`runtimes.quant_lanes`): eager-mode PTQ on torchvision's
+quantizable builders, FX graph-mode PTQ for the other CNN families. Both APIs are
+deprecated in favour of torchao/pt2e; the steps are isolated in the lanes and in
+``exporter.quantize``.
 """
 
 from __future__ import annotations
@@ -23,13 +21,14 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from runtimes import quant_lanes
+from runtimes.classifier import classifier_name  # noqa: F401  (re-exported: part of the structure API)
 from runtimes.errors import BadInputError
 from runtimes.manifest import Precision
 from runtimes.modules import Float32IO
 from runtimes.quant_engine import QUANT_BACKEND, QUANT_ENGINE, set_quantized_engine  # noqa: F401
-
-EAGER_LANE = "eager-mode PTQ (torchvision quantizable builder)"
-_QUANTIZED_PREFIX = "quantized_"
+from runtimes.quant_lanes.base import qconfig  # noqa: F401  (re-exported)
+from runtimes.quant_lanes.eager_mode import eager_lane_models  # noqa: F401  (re-exported)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,141 +39,46 @@ def classifier_models() -> tuple[str, ...]:
     return tuple(sorted(tvm.list_models(module=tvm)))
 
 
-@functools.lru_cache(maxsize=1)
-def eager_lane_models() -> tuple[str, ...]:
-    """The classifiers torchvision ships a quantizable (eager-mode INT8) builder for."""
-    import torchvision.models as tvm
-
-    names = tvm.list_models(module=tvm.quantization)
-    return tuple(sorted(n.removeprefix(_QUANTIZED_PREFIX) for n in names))
-
-
 def check_model(arch: str) -> str:
     if arch not in classifier_models():
-        raise BadInputError(f"unknown or unsupported model {arch!r}; torchvision's classifiers are: "
-                            f"{', '.join(classifier_models())}")
+        raise BadInputError(f"unknown or unsupported model {arch!r}: not one of torchvision's image classifiers "
+                            f"(detection, segmentation, video and optical-flow models are not); the classifiers "
+                            f"are: {', '.join(classifier_models())}")
     return arch
 
 
 def build_float_model(arch: str, num_classes: int) -> nn.Module:
-    """An untrained float model in eval mode.
+    """An untrained float model in eval mode, in the structure of the model's INT8 lane.
 
-    Models with an eager INT8 lane are built from their quantizable builder (same
-    parameter names as the plain model; QuantStub/DeQuantStub are identity until
-    prepared), so that every variant of a run starts from one float module.
+    Models of the eager lane are built from their quantizable builder (same parameter names
+    as the plain model; QuantStub/DeQuantStub are identity until prepared), so that every
+    variant of a run starts from one float module; the others from the plain builder.
     """
+    check_model(arch)
+    lane = quant_lanes.lane_for(arch)
+    if lane is not None:
+        return lane.float_model(arch, num_classes)
     import torchvision.models as tvm
 
+    return tvm.get_model(arch, weights=None, num_classes=num_classes).eval()
+
+
+def quant_lane(arch: str) -> quant_lanes.QuantLane:
+    """The model's INT8 lane; one line saying why when it has none."""
     check_model(arch)
-    # GoogLeNet and Inception v3 warn unless told which init to use; torch's defaults are fast.
-    kwargs = {"init_weights": False} if arch in ("googlenet", "inception_v3") else {}
-    if arch in eager_lane_models():
-        builder = tvm.get_model_builder(_QUANTIZED_PREFIX + arch)
-        return builder(weights=None, quantize=False, num_classes=num_classes, **kwargs).eval()
-    return tvm.get_model(arch, weights=None, num_classes=num_classes, **kwargs).eval()
+    lane = quant_lanes.lane_for(arch)
+    if lane is None:
+        from runtimes.quant_lanes.fx_graph import refusal
+
+        raise BadInputError(
+            f"model {arch!r} has no INT8 quantization lane ({refusal(arch) or 'no lane covers it'}); "
+            "its float variants (fp32, fp32-pruned, fp16) and the ort-quantize-static peer work")
+    return lane
 
 
 def require_quant_lane(arch: str) -> None:
-    """Refuse, with one line, a model the INT8 lane cannot build."""
-    check_model(arch)
-    if arch not in eager_lane_models():
-        raise BadInputError(
-            f"model {arch!r} has no INT8 quantization lane: eager-mode PTQ needs a torchvision "
-            f"quantizable builder, which exists for {', '.join(eager_lane_models())}; "
-            "its float variants (fp32, fp32-pruned, fp16) and the ort-quantize-static peer work")
-
-
-def fuse(model: nn.Module) -> nn.Module:
-    """Conv+BN(+ReLU) fusion in place (eval mode: BN folded into the conv)."""
-    model.eval()
-    model.fuse_model(is_qat=False)
-    return model
-
-
-def qconfig(method: str = "histogram") -> torch.ao.quantization.QConfig:
-    """fbgemm static PTQ: per-channel symmetric INT8 weights, per-tensor affine UINT8 activations.
-
-    ``reduce_range`` keeps activations in 7 bits, as torch's fbgemm default does, so that
-    the u8*s8 multiply-accumulate cannot saturate on CPUs without VNNI.
-    """
-    from torch.ao.quantization import observer as obs
-
-    act = {"histogram": obs.HistogramObserver, "minmax": obs.MinMaxObserver}
-    if method not in act:
-        raise BadInputError(f"unknown calibration method {method!r}; known: {', '.join(act)}")
-    return torch.ao.quantization.QConfig(
-        activation=act[method].with_args(dtype=torch.quint8, qscheme=torch.per_tensor_affine,
-                                         reduce_range=True),
-        weight=obs.PerChannelMinMaxObserver.with_args(dtype=torch.qint8,
-                                                      qscheme=torch.per_channel_symmetric),
-    )
-
-
-def classifier_name(model: nn.Module) -> str:
-    """The qualified name of the classifier: the last Linear layer in the model's module order,
-    or, for models whose head is a convolution (SqueezeNet), the last Conv2d.
-
-    Works on float, fused, prepared and converted models (names are kept by every step)
-    and on the ``Float32IO`` wrapper of FP16 variants (its ``inner.`` prefix is dropped).
-    """
-    import torch.ao.nn.quantized as nnq
-
-    linear, conv = (nn.Linear, nnq.Linear), (nn.Conv2d, nnq.Conv2d)
-    names = [(n, m) for n, m in model.named_modules() if n]
-    last_linear = [n for n, m in names if isinstance(m, linear)]
-    last_conv = [n for n, m in names if isinstance(m, conv)]
-    found = (last_linear or last_conv or [None])[-1]
-    if found is None:
-        raise BadInputError(f"{type(model).__name__} has no Linear or Conv2d layer to call its classifier")
-    # A layer kept float sits inside Sequential(DeQuantStub, layer[, QuantStub]) as ".1".
-    parent, _, last = found.rpartition(".")
-    if last == "1" and isinstance(model.get_submodule(parent), nn.Sequential) and parent and \
-            type(model.get_submodule(parent)[0]).__name__ in ("DeQuantStub", "DeQuantize"):
-        found = parent
-    return found.removeprefix("inner.")
-
-
-def keep_float(model: nn.Module, names: Iterable[str], qc: torch.ao.quantization.QConfig) -> nn.Module:
-    """Make the named modules run in FP32 inside a quantized model.
-
-    Each becomes ``Sequential(DeQuantStub, module, QuantStub)``: the module gets no
-    qconfig, and the QuantStub re-quantizes its output with its own observer, so
-    the rest of the network is unchanged. The classifier is the last layer: its
-    output is already dequantized, so it gets no QuantStub (and the model's own
-    DeQuantStub becomes the identity).
-    """
-    from torch.ao.quantization import DeQuantStub, QuantStub
-
-    names = tuple(names)
-    classifier = classifier_name(model) if names else ""
-    for name in names:
-        parent, attr = _parent(model, name)
-        inner = getattr(parent, attr)
-        inner.qconfig = None
-        for sub in inner.modules():
-            sub.qconfig = None
-        if name == classifier:
-            wrapped = nn.Sequential(DeQuantStub(), inner)
-            model.dequant = nn.Identity()
-        else:
-            requant = QuantStub()
-            requant.qconfig = qc
-            wrapped = nn.Sequential(DeQuantStub(), inner, requant)
-        wrapped[0].qconfig = qc
-        setattr(parent, attr, wrapped)
-    return model
-
-
-def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parts = name.split(".")
-    parent = model
-    try:
-        for p in parts[:-1]:
-            parent = getattr(parent, p)
-        getattr(parent, parts[-1])
-    except AttributeError:
-        raise BadInputError(f"model has no layer named {name!r}") from None
-    return parent, parts[-1]
+    """Refuse, with one line, a model no INT8 lane can build."""
+    quant_lane(arch)
 
 
 def resize(model: nn.Module, shapes: dict[str, list[int]]) -> nn.Module:
@@ -207,18 +111,16 @@ def resize(model: nn.Module, shapes: dict[str, list[int]]) -> nn.Module:
 
 def quantized_skeleton(arch: str, num_classes: int, keep: Iterable[str] = (),
                        method: str = "histogram", shapes: dict[str, list[int]] | None = None) -> nn.Module:
-    """The converted INT8 structure with placeholder parameters, ready for ``load_state_dict``."""
-    from torch.ao.quantization import convert, prepare
-
-    require_quant_lane(arch)
+    """The converted INT8 structure with placeholder parameters, ready for ``load_state_dict``: the lane's
+    prepare + convert of an untrained model (the observers saw nothing; every scale is then loaded)."""
+    lane = quant_lane(arch)
     set_quantized_engine()
-    model = fuse(resize(build_float_model(arch, num_classes), shapes or {}))
-    qc = qconfig(method)
-    model.qconfig = qc
-    keep_float(model, keep, qc)
-    prepare(model, inplace=True)
-    convert(model, inplace=True)
-    return model
+    model = resize(lane.float_model(arch, num_classes), shapes or {})
+    import warnings
+
+    with warnings.catch_warnings():  # "must run observer before calling calculate_qparams": by design here
+        warnings.simplefilter("ignore")
+        return lane.convert(lane.prepare(model, method, tuple(keep)))
 
 
 def skeleton(arch: str, num_classes: int, precision: str, keep: Iterable[str] = (),

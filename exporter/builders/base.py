@@ -73,7 +73,8 @@ class BuildContext(Protocol):
     max_accuracy_drop: float
     reporter: Reporter
 
-    def quant_record(self, keep: tuple[str, ...]) -> QuantRecord: ...
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module) -> QuantRecord:
+        """The record of the INT8 ``model`` built with the ``keep`` layers FP32 (lane, operators kept float)."""
 
     def prune(self, model: nn.Module, opts: CompressionOptions, label: str = "") -> list[str]:
         """Prune ``model`` in place with ``opts`` (method, scope, sparsity); returns warnings for the record."""

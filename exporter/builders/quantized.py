@@ -40,7 +40,7 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
         # Inside the INT8 grid: pruned integers to the zero point, kept ones compensated and re-rounded
         # (a layer kept FP32, e.g. mixed's classifier, is pruned as a float layer).
         warnings = ctx.prune(model, opts, "int8")
-    return finish(model, ctx.quant_record(keep), ctx.prune_record(prune_it, opts, opts.order.value),
+    return finish(model, ctx.quant_record(keep, model), ctx.prune_record(prune_it, opts, opts.order.value),
                   warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None)
 
 

@@ -26,7 +26,7 @@ def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> Buil
     slim = ctx.slimmed(opts)
     if quantized:
         model = quantize.convert(ctx.calibrated_model(slim.model))
-        quant = ctx.quant_record(())
+        quant = ctx.quant_record((), model)
     else:
         model = copy.deepcopy(slim.model)
         quant = QuantRecord(backend=None, scheme=None)

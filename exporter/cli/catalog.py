@@ -25,11 +25,12 @@ def variants() -> None:
 def models() -> None:
     """List torchvision's classifiers: family, INT8 lane and default input size."""
     from exporter.models import model_specs
+    from runtimes.quant_lanes import lane_named
 
     table = Table("model", "family", "INT8 lane", "input", "resize", "ImageNet weights")
     for m in model_specs():
-        table.add_row(m.name, m.family, m.quant_lane or "none (float variants only)", str(m.preprocess.crop),
-                      str(m.preprocess.resize), m.weights)
+        lane = lane_named(m.quant_lane).title if m.quant_lane else f"none: {m.no_lane_reason} (float variants only)"
+        table.add_row(m.name, m.family, lane, str(m.preprocess.crop), str(m.preprocess.resize), m.weights)
     out_console.print(table)
 
 

@@ -101,7 +101,7 @@ def print_parity(results: list) -> None:
         def mark(name: str, text: str) -> str:
             return f"{text}*" if name in gated else text
 
-        result = "[green]pass[/]" if r.passed else "[red]FAIL: " + "; ".join(r.violations) + "[/]"
+        result = f"[green]{r.verdict()}[/]" if r.passed else f"[red]{r.verdict()}[/]"
         if r.degenerate:
             result += " [red]DEGENERATE[/]"
         table.add_row(r.variant, r.format, r.runtime, mark("max_abs_error", f"{r.max_abs_error:.3g}"),

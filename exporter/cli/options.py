@@ -52,6 +52,9 @@ CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory f
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option(help="activation observer")]
+ReduceRange = Annotated[bool, typer.Option("--reduce-range/--no-reduce-range",
+                                           help="7-bit INT8 activations, safe on every x86 CPU; --no-reduce-range: "
+                                                "8-bit, more accurate, for CPUs with VNNI/AMX only")]
 Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
@@ -145,26 +148,28 @@ def recovery_options(channel_sparsity: float = ChannelOptions.sparsity, channel_
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
                    command, force=False, method=CompressionOptions.method.value,
-                   bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None) -> ExportOptions:
+                   bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
+                   reduce_range: bool = CalibrationOptions.reduce_range) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
     return ExportOptions(
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, reduce_range=reduce_range),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
 
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
                      resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
-                     bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None) -> AnalysisOptions:
+                     bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
+                     reduce_range: bool = CalibrationOptions.reduce_range) -> AnalysisOptions:
     return AnalysisOptions(
         out=out, model=ModelOptions(model, weights),
         compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
                                        bn_recalibrate=bn_recalibrate, **(recovery or {})),
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, reduce_range=reduce_range),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
-from exporter.cli.options import (ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (ReduceRange, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
@@ -34,6 +34,7 @@ def run(
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
+    reduce_range: ReduceRange = CalibrationOptions.reduce_range,
     resize: Resize = None,
     input_size: InputSize = None,
     mean: Mean = None,
@@ -62,7 +63,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed)),
+                                               seed), reduce_range),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)

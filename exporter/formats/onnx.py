@@ -14,6 +14,7 @@ quantized by ONNX Runtime's ``quantize_static``.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from exporter.builders.base import BuiltVariant
-from exporter.errors import ShrinkwrapError
+from exporter.errors import ExportError, ShrinkwrapError
 from exporter.formats.base import register_format
 from runtimes.manifest import INPUT_NAME, OUTPUT_NAME, Format
 from runtimes.records import atomic_write_bytes
@@ -31,17 +32,47 @@ from runtimes.records import atomic_write_bytes
 ONNX_OPSET = 17
 
 
+def _batch_norm_symbolic(relu: bool):
+    """``quantized::batch_norm2d[_relu]`` as QDQ: DequantizeLinear → BatchNormalization (→ Relu) → QuantizeLinear
+    with the op's own output scale and zero point, as torch's exporter writes ``quantized::group_norm``."""
+    from torch.onnx.symbolic_helper import dequantize_helper, parse_args, quantize_helper
+
+    @parse_args("v", "v", "v", "v", "v", "f", "v", "v")
+    def symbolic(g, q_input, weight, bias, mean, var, eps, op_scale, op_zero_point):
+        x, _, _, _ = dequantize_helper(g, q_input)
+        out = g.op("BatchNormalization", x, weight, bias, mean, var, epsilon_f=eps)
+        if relu:
+            out = g.op("Relu", out)
+        return quantize_helper(g, out, op_scale, op_zero_point)
+
+    return symbolic
+
+
+@functools.cache
+def register_quantized_symbolics() -> None:
+    """Quantized ops torch's TorchScript-based exporter has no symbolic for, but FX-lane models contain: a
+    BatchNorm that follows no conv (DenseNet's pre-activation, MaxViT) runs as fbgemm's quantized BatchNorm."""
+    for op, relu in (("quantized::batch_norm2d", False), ("quantized::batch_norm2d_relu", True)):
+        torch.onnx.register_custom_op_symbolic(op, _batch_norm_symbolic(relu), ONNX_OPSET)
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, input_name: str = INPUT_NAME,
                 output_name: str = OUTPUT_NAME, opset: int = ONNX_OPSET) -> onnx.ModelProto:
+    register_quantized_symbolics()
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(), (example,), buf, dynamo=False, opset_version=opset,
-            input_names=[input_name], output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-            do_constant_folding=True,
-        )
+        try:
+            torch.onnx.export(
+                model.eval(), (example,), buf, dynamo=False, opset_version=opset,
+                input_names=[input_name], output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                do_constant_folding=True,
+            )
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as exc:
+            # torch appends the whole TorchScript graph to the message: keep its first line.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"ONNX export failed at input {tuple(example.shape[1:])}: {first}") from exc
     proto = onnx.load_from_string(buf.getvalue())
     return _drop_noop_casts(proto)
 

@@ -30,7 +30,7 @@ def parity_section(ctx: ReportContext) -> str:
             return f"**{text}**" if name in gated else text
 
         sq_text = "identical" if r.sqnr_db == math.inf else f"{r.sqnr_db:.1f}"
-        result = "pass" if r.passed else "FAIL: " + "; ".join(r.violations)
+        result = r.verdict()
         if r.degenerate:
             result += " ⚠ DEGENERATE"
         lines.append(f"| {r.path} | {r.runtime} | {r.reference} | {cell('max_abs_error', f'{r.max_abs_error:.3g}')} | "

@@ -107,9 +107,14 @@ def test_registry_is_torchvisions_own():
 
     specs = {m.name: m for m in model_specs()}
     assert set(specs) == set(tvm.list_models(module=tvm))
-    lanes = {n for n, m in specs.items() if m.quant_lane}
-    assert lanes == {n.removeprefix("quantized_") for n in tvm.list_models(module=tvm.quantization)}
-    assert "resnet18" in lanes and "wide_resnet50_2" not in lanes and "efficientnet_b0" not in lanes
+    eager = {n for n, m in specs.items() if m.quant_lane == "eager"}
+    quantizable = {n.removeprefix("quantized_") for n in tvm.list_models(module=tvm.quantization)}
+    assert eager == {n for n in quantizable if not n.startswith("shufflenet")}
+    assert specs["efficientnet_b0"].quant_lane == specs["wide_resnet50_2"].quant_lane == "fx"
+    assert specs["shufflenet_v2_x1_0"].quant_lane == "fx"  # its quantizable builder's INT8 cannot become ONNX
+    refused = {n for n, m in specs.items() if m.quant_lane is None}
+    assert refused == {n for n in specs if n.startswith("vit_")}
+    assert all(specs[n].no_lane_reason for n in refused)
     # the default input size comes from the weights' own transforms
     assert get_model_spec("inception_v3").preprocess.crop == 299
     assert get_model_spec("resnet18").preprocess == IMAGENET_PREPROCESS

@@ -30,7 +30,7 @@ from runtimes.errors import BadInputError
     (lambda: BenchOptions(threads=0), "threads must be an integer >= 1"),
     (lambda: ExportOptions(variants=("int4",)), "unknown variant 'int4'"),
     (lambda: ExportOptions(model=ModelOptions("vgg99")), "unknown or unsupported model 'vgg99'"),
-    (lambda: ExportOptions(model=ModelOptions("wide_resnet50_2")), "has no INT8 quantization lane"),
+    (lambda: ExportOptions(model=ModelOptions("vit_b_16")), "has no INT8 quantization lane"),
 ])
 def test_bad_values_are_refused_at_construction(make, match):
     with pytest.raises(BadInputError, match=match):

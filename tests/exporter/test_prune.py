@@ -7,6 +7,7 @@ from torch import nn
 from exporter import prune, quantize
 from exporter.errors import BadInputError
 from runtimes import structure
+from runtimes.quant_lanes import eager_mode
 from runtimes.manifest import SparsityRecord
 from runtimes.modules import Float32IO
 
@@ -51,7 +52,7 @@ def test_prunable_weights_of_each_kind(float_model, int8_model, mixed_model):
     assert [w.name for w in floats][:2] == ["conv1", "layer1.0.conv1"]
     assert len(floats) == 21 and {w.kind for w in floats} == {"float"}
     # the conv inside a fused ConvReLU2d is named after its layer
-    fused = prune.prunable_weights(structure.fuse(copy.deepcopy(float_model)))
+    fused = prune.prunable_weights(eager_mode.fuse(copy.deepcopy(float_model)))
     assert [w.name for w in fused] == [w.name for w in floats]
     ints = prune.prunable_weights(int8_model)
     assert [w.name for w in ints] == [w.name for w in floats]

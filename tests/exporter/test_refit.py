@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from exporter import channels, refit
-from exporter.pruning import recalibrate_batchnorm
+from exporter.batchnorm import recalibrate_batchnorm
 from runtimes import structure
 
 

@@ -67,10 +67,11 @@ def test_requests_that_cannot_be_built_are_refused_with_one_line():
         check_request("resnet18", parse_variants("ort-quantize-static"), has_eval=False)
     with pytest.raises(BadInputError, match="auto variant needs --eval-data"):
         check_request("resnet18", parse_variants("auto"), has_eval=False)
-    with pytest.raises(BadInputError, match="'wide_resnet50_2' has no INT8 quantization lane"):
-        check_request("wide_resnet50_2", parse_variants("fp32,int8"), has_eval=False)
+    with pytest.raises(BadInputError, match="'vit_b_16' has no INT8 quantization lane"):
+        check_request("vit_b_16", parse_variants("fp32,int8"), has_eval=False)
     # float variants and the ORT peer need no INT8 lane of ours
-    check_request("wide_resnet50_2", parse_variants("fp32,fp16,ort-quantize-static"), has_eval=False)
+    check_request("vit_b_16", parse_variants("fp32,fp16,ort-quantize-static"), has_eval=False)
+    check_request("wide_resnet50_2", parse_variants("fp32,int8,mixed"), has_eval=False)  # the FX lane
 
 
 @pytest.fixture()

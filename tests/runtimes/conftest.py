@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from runtimes import structure
+from runtimes.quant_lanes import eager_mode
 from runtimes.manifest import (ArtifactRecord, Format, InputSpec, Manifest, Precision, PruneRecord,
                                QuantRecord, SparsityRecord, WeightsRecord, read_manifest, write_manifest)
 from runtimes.records import sha256_file
@@ -36,10 +37,10 @@ def _quantize(float_model: torch.nn.Module, keep: tuple[str, ...]) -> torch.nn.M
     from torch.ao.quantization import convert, prepare
 
     structure.set_quantized_engine()
-    model = structure.fuse(copy.deepcopy(float_model))
+    model = eager_mode.fuse(copy.deepcopy(float_model))
     qc = structure.qconfig("minmax")
     model.qconfig = qc
-    structure.keep_float(model, keep, qc)
+    eager_mode.keep_float(model, keep, qc)
     prepare(model, inplace=True)
     with torch.no_grad():
         for x in _calibration():

@@ -34,9 +34,10 @@ def test_classifier_name_survives_quantization_and_keep_float():
 
 def test_lane_refusal_is_one_clear_line():
     with pytest.raises(BadInputError) as exc:
-        structure.quantized_skeleton("wide_resnet50_2", 10)
+        structure.quantized_skeleton("vit_b_16", 10)
     assert "has no INT8 quantization lane" in str(exc.value) and "\n" not in str(exc.value)
-    assert structure.build_float_model("wide_resnet50_2", 3).fc.out_features == 3  # float still works
+    assert "MultiheadAttention" in str(exc.value)  # the reason
+    assert structure.build_float_model("vit_b_16", 3).heads.head.out_features == 3  # float still works
     with pytest.raises(BadInputError, match="unknown or unsupported model"):
         structure.build_float_model("resnet19", 3)
 

@@ -238,8 +238,8 @@ def test_models_and_runtimes_list_the_registries():
 
 
 def test_int8_on_a_model_without_a_lane_is_one_line_exit_2(out):
-    res = invoke("export", "--out", str(out), "--model", "wide_resnet50_2", "--weights", "random")
-    assert_one_line_error(res, 2, "'wide_resnet50_2' has no INT8 quantization lane")
+    res = invoke("export", "--out", str(out), "--model", "vit_b_16", "--weights", "random")
+    assert_one_line_error(res, 2, "'vit_b_16' has no INT8 quantization lane")
     _no_partial_output(out)
 
 

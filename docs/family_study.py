@@ -1,0 +1,114 @@
+"""Every torchvision CNN family through every variant, trained for real (run from the repository root).
+
+For one representative model per family, at a small input size:
+
+1. train it on the test shapes (tests/support/trained.py: 4 classes, 200 validation images), from scratch;
+2. ``shrinkwrap export`` it with fp32, fp32-pruned, int8 (OBS), int8-dense, fp16, mixed and the
+   ort-quantize-static peer, parity-gated; top-1 of every artifact in its format's runtime (eager, TorchScript,
+   ONNX Runtime) on the 200 validation images;
+3. write one JSON line per family to OUT/families.jsonl: lane, operators kept float, top-1 per variant and
+   runtime, INT8 parity against eager INT8 and FP32, which parity rule passed it, and the run's exit code.
+
+    .venv/bin/python docs/family_study.py OUT [family ...] [-- extra export flags, e.g. --no-reduce-range]
+
+Untrained models say nothing about INT8 parity in deep squeeze-excitation families (their eager INT8 model is a
+few dB from FP32: see the README's parity policy); trained ones do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
+
+from typer.testing import CliRunner  # noqa: E402
+
+from exporter.cli import app  # noqa: E402
+from tests.support import trained  # noqa: E402
+
+# family -> (representative model, input size it is trained and run at)
+FAMILIES = {
+    "resnet": ("resnet18", 64), "mobilenetv2": ("mobilenet_v2", 64), "mobilenetv3": ("mobilenet_v3_large", 64),
+    "googlenet": ("googlenet", 64), "inception": ("inception_v3", 96), "shufflenetv2": ("shufflenet_v2_x1_0", 64),
+    "efficientnet": ("efficientnet_b0", 64), "efficientnet_v2": ("efficientnet_v2_s", 64),
+    "regnet_x": ("regnet_x_400mf", 64), "regnet_y": ("regnet_y_400mf", 64), "mnasnet": ("mnasnet1_0", 64),
+    "densenet": ("densenet121", 64), "squeezenet": ("squeezenet1_1", 64), "convnext": ("convnext_tiny", 64),
+    "resnext": ("resnext50_32x4d", 64), "wide_resnet": ("wide_resnet50_2", 64), "vgg": ("vgg11_bn", 224),
+    "alexnet": ("alexnet", 224), "swin": ("swin_t", 224), "maxvit": ("maxvit_t", 224),
+}
+VARIANTS = "fp32,fp32-pruned,int8,int8-dense,fp16,mixed,ort-quantize-static"
+
+
+def top1(run_dir: Path, val: Path, size: int) -> dict[str, float]:
+    """Top-1 of every artifact and eager reference on the validation shapes, each in its format's runtime."""
+    import numpy as np
+
+    import runtimes
+
+    x, y = trained.load_tensors(val, size)
+    x, y = x.numpy(), y.numpy()
+    manifest = runtimes.verify(run_dir)
+    out = {}
+    for rec in [*manifest.references, *manifest.artifacts]:
+        with runtimes.load(run_dir / rec.path) as model:
+            logits = np.concatenate([model.run(x[i:i + 50]) for i in range(0, len(x), 50)])
+        out[f"{rec.variant}.{rec.format}"] = round(float((logits.argmax(1) == y).mean() * 100), 1)
+    return out
+
+
+def study(name: str, arch: str, size: int, data: dict[str, Path], out: Path, extra: tuple = ()) -> dict:
+    ckpt = out / f"{arch}-{size}.pt"
+    t0 = time.perf_counter()
+    stats = trained.train(data["train"], ckpt, arch=arch, size=size) if not ckpt.exists() else {}
+    trained_s = time.perf_counter() - t0
+    run_dir = out / arch
+    res = CliRunner().invoke(app, [
+        "export", "--out", str(run_dir), "--force", "--model", arch, "--weights", str(ckpt),
+        "--calib-data", str(data["train"]), "--calib-images", "128", *extra,
+        "--resize", str(size), "--input-size", str(size), "--mean", ",".join(map(str, trained.MEAN)),
+        "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--parity-images", "32"],
+        catch_exceptions=True)
+    row: dict = {"family": name, "model": arch, "size": size, "train": stats, "train_s": round(trained_s, 1),
+                 "export_s": round(time.perf_counter() - t0 - trained_s, 1), "exit": res.exit_code,
+                 "error": res.output.strip().splitlines()[-1] if res.exit_code else None}
+    if (run_dir / "manifest.json").exists():
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        int8 = next((a for a in manifest["artifacts"] if a["variant"] == "int8-dense"), None)
+        if int8:
+            row["lane"] = int8["quantization"]["lane"]
+            row["float_ops"] = {op: len(where) for op, where in int8["quantization"]["float_ops"].items()}
+    if (run_dir / "manifest.json").exists():
+        row["top1"] = top1(run_dir, data["val"], size)
+    if (run_dir / "parity.json").exists():
+        parity = json.loads((run_dir / "parity.json").read_text())["results"]
+        row["parity"] = {f"{p['variant']}.{p['format']}": {
+            "sqnr": round(p["sqnr_db"], 1) if p["sqnr_db"] != float("inf") else "inf",
+            "vs_fp32": p.get("sqnr_vs_fp32_db"), "eager_vs_fp32": p.get("eager_sqnr_vs_fp32_db"),
+            "noise_rule": p.get("passed_by_noise_rule"), "passed": p["passed"]} for p in parity}
+    return row
+
+
+def main(out: Path, names: list[str], extra: tuple = ()) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"train": out / "shapes" / "train", "val": out / "shapes" / "val"}
+    if not data["train"].exists():
+        trained.write_image_folder(data["train"], per_class=100, seed=0)
+        trained.write_image_folder(data["val"], per_class=50, seed=1)
+    with (out / "families.jsonl").open("a") as f:
+        for name in names or list(FAMILIES):
+            arch, size = FAMILIES[name]
+            row = study(name, arch, size, data, out, extra)
+            row["flags"] = list(extra)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            print(json.dumps({k: row.get(k) for k in ("family", "model", "exit", "error", "lane", "train_s",
+                                                     "export_s")}), flush=True)
+
+
+if __name__ == "__main__":
+    args = sys.argv[2:]
+    cut = args.index("--") if "--" in args else len(args)
+    main(Path(sys.argv[1]), args[:cut], tuple(args[cut + 1:]))
