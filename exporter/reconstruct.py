@@ -81,6 +81,7 @@ class HessianAccumulator:
     def __init__(self, module: nn.Module, columns: int, keep: float = 1.0, seed: int = 0) -> None:
         self.module = module
         self.groups = _groups(module)
+        self.conv = hasattr(module, "kernel_size")
         self.sum = torch.zeros((self.groups, columns, columns), dtype=torch.float32)
         self.n = 0
         self.keep = keep
@@ -93,7 +94,7 @@ class HessianAccumulator:
         if x.is_quantized:
             x = x.dequantize()
         x = x.float()
-        if x.dim() == 4:
+        if self.conv:  # a Linear may take 4-D inputs too (ConvNeXt's channels-last MLP): by the module, not the shape
             m = self.module
             x = nn.functional.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
             if keep < 1.0:

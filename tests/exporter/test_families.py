@@ -1,0 +1,127 @@
+"""One representative family per INT8 lane, trained for real, through every variant and every CPU runtime.
+
+MobileNetV3-Large (the eager-mode lane: torchvision's quantizable builder) and EfficientNet-B0 (the FX
+graph-mode lane) are trained on the test shapes at 32x32 (tests/support/trained.py), then
+``shrinkwrap run`` builds fp32, fp32-pruned, int8, int8-dense, fp16, mixed and the ort-quantize-static peer,
+gates parity, and measures top-1 in eager, TorchScript, the libtorch C++ runner and ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import run_cli
+from tests.exporter.formats.test_onnx import onnx_activation_qparams, onnx_int8_weights, torchscript_int8_weights
+from tests.support import trained
+
+pytestmark = pytest.mark.slow
+
+LANES = {"eager": "mobilenet_v3_large", "fx": "efficientnet_b0"}
+HEADS = {"mobilenet_v3_large": "classifier.3", "efficientnet_b0": "classifier.1"}
+VARIANTS = "fp32,fp32-pruned,int8,int8-dense,fp16,mixed,ort-quantize-static"
+RUNTIMES = ("eager", "torchscript", "libtorch-cpp", "ort-cpu")
+INT8_MARGIN = 2.0  # points of top-1: int8-dense against FP32, in every runtime
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("shapes")
+    return {"train": trained.write_image_folder(root / "train", per_class=100, seed=0),
+            "val": trained.write_image_folder(root / "val", per_class=50, seed=1)}
+
+
+@pytest.fixture(scope="module", params=sorted(LANES))
+def family_run(request, shapes, tmp_path_factory) -> tuple[str, str, Path]:
+    lane, arch = request.param, LANES[request.param]
+    root = tmp_path_factory.mktemp(arch)
+    stats = trained.train(shapes["train"], root / "weights.pt", arch=arch)
+    assert stats["train_top1"] > 90, stats
+    out = root / "run"
+    res = run_cli(
+        "run", "--out", str(out), "--model", arch, "--weights", str(root / "weights.pt"),
+        "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
+        "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
+        "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES),
+        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--parity-images", "32")
+    assert res.exit_code == 0, res.output
+    return lane, arch, out
+
+
+def _top1(out: Path) -> dict[tuple[str, str], float]:
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    return {(c["variant"], c["runtime"]): c["top1"] for c in cells if c["status"] == "ok"}
+
+
+def test_every_variant_runs_in_every_runtime_and_passes_parity(family_run):
+    lane, arch, out = family_run
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity["passed"] and len(parity["results"]) == 13  # 6 variants x 2 formats + the peer
+    top1 = _top1(out)
+    for variant in VARIANTS.split(","):
+        runtimes = ("ort-cpu",) if variant == "ort-quantize-static" else RUNTIMES
+        for runtime in runtimes:
+            assert top1.get((variant, runtime)) is not None, (variant, runtime, sorted(top1))
+
+
+def test_int8_dense_is_within_two_points_of_fp32_in_every_runtime(family_run):
+    _, _, out = family_run
+    top1 = _top1(out)
+    fp32 = top1[("fp32", "eager")]
+    assert fp32 >= 90.0, top1
+    for runtime in RUNTIMES:
+        assert top1[("int8-dense", runtime)] >= fp32 - INT8_MARGIN, (runtime, top1)
+
+
+def test_the_manifest_names_the_lane_and_what_runs_float(family_run):
+    lane, arch, out = family_run
+    arts = {(a["variant"], a["format"]): a for a in json.loads((out / "manifest.json").read_text())["artifacts"]}
+    q = arts[("int8-dense", "onnx")]["quantization"]
+    assert q["lane"] == lane and q["reduce_range"] is True
+    if arch == "efficientnet_b0":
+        assert set(q["float_ops"]) == {"SiLU"} and len(q["float_ops"]["SiLU"]) == 49  # no quantized SiLU kernel
+    mixed = arts[("mixed", "onnx")]["quantization"]
+    assert mixed["keep_float"] == [HEADS[arch]]  # the family's own classifier, not "fc"
+    assert any(HEADS[arch] in where for where in mixed["float_ops"].get("Linear", []))
+
+
+@pytest.mark.parametrize("variant", ["int8", "int8-dense", "mixed"])
+def test_the_int8_onnx_carries_exactly_the_torchscript_integers(family_run, variant):
+    """One source of truth in both lanes: every INT8 weight, scale and zero point of the TorchScript model,
+    and every activation scale/zero point, is in the QDQ ONNX."""
+    _, _, out = family_run
+    ts_w, ts_acts = torchscript_int8_weights(out / f"{variant}.pt")
+    ox_w = onnx_int8_weights(out / f"{variant}.onnx")
+    assert len(ts_w) == len(ox_w) >= 50
+    for (tw, ts, tz), (ow, os_, oz) in zip(ts_w, ox_w):
+        np.testing.assert_array_equal(tw.reshape(ow.shape), ow)
+        np.testing.assert_array_equal(ts, os_)
+        np.testing.assert_array_equal(tz.astype(np.int64), oz.astype(np.int64))
+    assert ts_acts and not ts_acts - onnx_activation_qparams(out / f"{variant}.onnx")
+
+
+def test_onnx_runtime_fuses_every_quantized_conv_into_an_integer_kernel(family_run, tmp_path):
+    """The QDQ graph is one ORT runs as integer kernels: after its optimizations no float Conv is left."""
+    import onnxruntime as ort
+
+    _, _, out = family_run
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out / "int8-dense.onnx"), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert ops.count("QLinearConv") >= 50 and "Conv" not in ops, sorted(set(ops))
+
+
+def test_int8_zeros_survive_in_both_formats(family_run):
+    _, _, out = family_run
+    rec = next(a for a in json.loads((out / "manifest.json").read_text())["artifacts"]
+               if a["variant"] == "int8" and a["format"] == "onnx")
+    ws = onnx_int8_weights(out / "int8.onnx")
+    zeros, total = sum(int((w == 0).sum()) for w, _, _ in ws), sum(w.size for w, _, _ in ws)
+    assert abs(zeros / total - rec["sparsity"]["achieved"]) < 1e-6
+    assert abs(rec["sparsity"]["achieved"] - rec["sparsity"]["requested"]) <= 0.01, rec["sparsity"]
