@@ -11,6 +11,7 @@ module.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import pickle
@@ -161,8 +162,13 @@ def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
     except Exception as exc:  # arbitrary bytes make the unpickler fail in arbitrary ways
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"--weights {path}: corrupt or not a PyTorch checkpoint ({first})") from None
-    state = _find_state_dict(obj, path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    found = _find_state_dict(obj, path)
+    state = collections.OrderedDict((k.removeprefix("module."), v) for k, v in found.items())
+    # Modules read their saved version from the state_dict's metadata (MNASNet refuses to load without it);
+    # keep it through the renaming.
+    metadata = getattr(found, "_metadata", None)
+    if metadata is not None:
+        state._metadata = type(metadata)((k.removeprefix("module."), v) for k, v in metadata.items())
     cls_key = f"{structure.classifier_name(structure.build_float_model(arch, spec.num_classes))}.weight"
     if cls_key not in state or not isinstance(state[cls_key], torch.Tensor) or state[cls_key].dim() not in (2, 4):
         raise WeightsError(f"--weights {path}: no classifier weight {cls_key!r}: not a checkpoint of {arch}"
@@ -182,6 +188,8 @@ def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
         raise WeightsError(f"--weights {path} does not fit {arch}: {len(bad)} tensors have the wrong shape, "
                            f"e.g. {k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}"
                            f"{_fits_instead(state, arch)}")
+    if getattr(state, "_metadata", None) is None:  # a plain dict: take the versions of the modules built here
+        state._metadata = getattr(model.state_dict(), "_metadata", None)
     model.load_state_dict(state)
     rec = WeightsRecord(source="checkpoint", trained=True, label=f"checkpoint {path.name}",
                         path=str(path.resolve()), sha256=sha256_file(path))

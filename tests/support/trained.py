@@ -114,10 +114,11 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
     torch.manual_seed(seed)
     x, y = load_tensors(train_dir, size)
     model = build_float_model(arch, int(y.max()) + 1).train()
-    if zero_head:
+    head = model.get_submodule(classifier_name(model))
+    if zero_head and isinstance(head, torch.nn.Linear):
         # torchvision sizes EfficientNet's head init for 1000 classes (range 1/sqrt(classes)): with 4 classes
-        # the first logits are huge and training diverges. Start from zero.
-        head = model.get_submodule(classifier_name(model))
+        # the first logits are huge and training diverges. Start from zero (not a conv head followed by a
+        # ReLU, as SqueezeNet's: it would never leave zero).
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
     opt = (torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4) if optimizer == "adamw" else
