@@ -112,8 +112,11 @@ def _rows(module: nn.Module, x: torch.Tensor, pick: torch.Tensor | None) -> torc
     return x.reshape(-1, x.shape[-1])
 
 
-def _targets(y: torch.Tensor, kept: torch.Tensor, pick: torch.Tensor | None) -> torch.Tensor:
-    """The teacher's outputs of the kept channels as (samples, channels), positions as in :func:`_rows`."""
+def _targets(y: torch.Tensor, kept: torch.Tensor, pick: torch.Tensor | None, conv: bool) -> torch.Tensor:
+    """The teacher's outputs of the kept channels as (samples, channels), positions as in :func:`_rows`.
+    A conv's channels are dimension 1; a Linear's the last (ConvNeXt runs its Linears channels-last)."""
+    if not conv:
+        return y[..., kept].reshape(-1, len(kept))
     y = y[:, kept]
     if y.dim() == 4:
         y = y.flatten(2)
@@ -153,7 +156,7 @@ def refit_layer(student: nn.Module, teacher: nn.Module, name: str, kept: torch.T
         X = _rows(module, xs, pick).double()
         if intercept:
             X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1)
-        Y = to_student(_targets(yt, kept, pick).double())
+        Y = to_student(_targets(yt, kept, pick, isinstance(module, nn.Conv2d)).double())
         A.addmm_(X.t(), X)
         B.addmm_(X.t(), Y)
         energy += float((Y ** 2).sum())
