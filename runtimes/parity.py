@@ -302,21 +302,13 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
         m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
         noise = _noise_rule(run_dir, manifest, art, tol, x, out, cache, threads) if not peer else None
         by_noise = False
-        if noise is not None:
-            own, eager = noise
-            if bad and eager < NOISE_RULE_MIN_EAGER_SQNR_DB:
-                bad.append(f"the quantization-noise rule does not apply: the eager INT8 model is itself only "
-                           f"{eager:.1f} dB from FP32 (< {NOISE_RULE_MIN_EAGER_SQNR_DB:g} dB; untrained weights or "
-                           f"an unrepresentative calibration?)")
-            elif bad and own >= eager - tol.max_fp32_sqnr_loss_db and all("NaN" not in v for v in bad):
-                by_noise = True
-                notes.append(f"passed by the quantization-noise rule: {own:.1f} dB from FP32 against the eager "
-                             f"INT8 model's {eager:.1f} dB (allowed loss {tol.max_fp32_sqnr_loss_db:g} dB); "
-                             f"against eager INT8: {'; '.join(bad)}")
+        if noise is not None and bad:
+            by_noise, said = noise_rule(bad, *noise, tol.max_fp32_sqnr_loss_db)
+            if by_noise:
+                notes.append(said)
                 bad = []
-            elif bad:
-                bad.append(f"and {own:.1f} dB from FP32, more than {tol.max_fp32_sqnr_loss_db:g} dB below the "
-                           f"eager INT8 model's {eager:.1f} dB")
+            else:
+                bad.append(said)
         variation = metrics.output_variation(out) if len(out) > 1 else None
         degenerate = variation is not None and variation < DEGENERATE_VARIATION
         if degenerate:
@@ -331,6 +323,24 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
             top1_checked=art.weights.trained, sqnr_vs_fp32_db=noise[0] if noise else None,
             eager_sqnr_vs_fp32_db=noise[1] if noise else None, passed_by_noise_rule=by_noise, **m))
     return results
+
+
+def noise_rule(violations: Sequence[str], own_db: float, eager_db: float, max_loss_db: float) -> tuple[bool, str]:
+    """The quantization-noise rule (module doc) for an artifact with ``violations`` against its eager INT8
+    model: (passes, what to say). ``own_db`` / ``eager_db``: the artifact's and the eager INT8 model's SQNR
+    against their float model."""
+    if any("NaN" in v for v in violations):
+        return False, "the quantization-noise rule does not apply to non-finite outputs"
+    if not eager_db >= NOISE_RULE_MIN_EAGER_SQNR_DB:
+        return False, (f"the quantization-noise rule does not apply: the eager INT8 model is itself only "
+                       f"{eager_db:.1f} dB from its float model (< {NOISE_RULE_MIN_EAGER_SQNR_DB:g} dB; untrained "
+                       f"weights or an unrepresentative calibration?)")
+    if own_db >= eager_db - max_loss_db:
+        return True, (f"passed by the quantization-noise rule: {own_db:.1f} dB from its float model against the "
+                      f"eager INT8 model's {eager_db:.1f} dB (allowed loss {max_loss_db:g} dB); against eager "
+                      f"INT8: {'; '.join(violations)}")
+    return False, (f"and {own_db:.1f} dB from its float model, more than {max_loss_db:g} dB below the eager "
+                   f"INT8 model's {eager_db:.1f} dB")
 
 
 def _noise_rule(run_dir: Path, manifest, art: ArtifactRecord, tol: Tolerance, x: np.ndarray, out: np.ndarray,

@@ -133,3 +133,22 @@ def test_checkpoint_of_another_family_finds_its_classifier(arch, tmp_path):
 def test_unknown_model_lists_torchvisions():
     with pytest.raises(WeightsError, match="unknown or unsupported model 'resnet19'.*resnet18"):
         load_model("resnet19", "random")
+
+
+def test_a_checkpoint_of_another_family_names_the_model_it_fits(tmp_path):
+    torch.save(build_float_model("resnet18", 7).state_dict(), tmp_path / "r18.pt")
+    with pytest.raises(WeightsError) as exc:
+        load_model("efficientnet_b0", str(tmp_path / "r18.pt"))
+    msg = str(exc.value)
+    assert "not a checkpoint of efficientnet_b0" in msg and "it fits resnet18: pass --model resnet18" in msg
+    assert "\n" not in msg
+
+
+def test_random_weights_keep_their_scale_in_every_family():
+    """Untrained EfficientNet logits were ~1e-14 with torchvision's initial BatchNorm statistics: the random
+    model's statistics are set from synthetic inputs, so every layer stays at unit scale."""
+    lm = load_model("efficientnet_b0", "random")
+    with torch.no_grad():
+        logits = lm.model(torch.randn(4, 3, 64, 64))
+    assert float(logits.std()) > 1e-2
+    assert "BatchNorm statistics from synthetic inputs" in lm.weights.label

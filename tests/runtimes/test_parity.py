@@ -135,3 +135,19 @@ def test_synthetic_inputs(tiny_spec):
     np.testing.assert_array_equal(a, parity.synthetic_inputs(4, tiny_spec, seed=3))
     assert not np.array_equal(a, parity.synthetic_inputs(4, tiny_spec, seed=4))
     assert abs(float(a.std()) - 1.0) < 0.05
+
+
+def test_the_quantization_noise_rule():
+    """A runtime may add at most as much error as quantization did (3 dB), and only while the eager INT8 model
+    approximates its float model at all (6 dB): below that an unrelated output (~0 dB) would pass."""
+    from runtimes.parity import NOISE_RULE_MIN_EAGER_SQNR_DB, noise_rule
+
+    bad = ["sqnr 11.70 dB < 15.0 dB"]
+    assert noise_rule(bad, 15.9, 16.6, 3.0)[0]  # EfficientNet: ORT as close to FP32 as fbgemm
+    assert "passed by the quantization-noise rule" in noise_rule(bad, 15.9, 16.6, 3.0)[1]
+    assert noise_rule(bad, 14.0, 16.6, 3.0) == (True, noise_rule(bad, 14.0, 16.6, 3.0)[1])  # within 3 dB
+    passed, said = noise_rule(bad, 12.0, 16.6, 3.0)
+    assert not passed and "more than 3 dB below" in said
+    passed, said = noise_rule(bad, 3.4, NOISE_RULE_MIN_EAGER_SQNR_DB - 0.1, 3.0)
+    assert not passed and "does not apply" in said and "\n" not in said
+    assert not noise_rule(["output has NaN or Inf"], 30.0, 30.0, 3.0)[0]

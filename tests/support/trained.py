@@ -130,7 +130,9 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 32):
             idx = perm[i:i + 32]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            out = model(x[idx])
+            out = getattr(out, "logits", out)  # GoogLeNet and Inception v3 also return auxiliary logits in training
+            loss = torch.nn.functional.cross_entropy(out, y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
