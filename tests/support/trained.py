@@ -130,9 +130,9 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 32):
             idx = perm[i:i + 32]
-            out = model(x[idx])
-            out = getattr(out, "logits", out)  # GoogLeNet and Inception v3 also return auxiliary logits in training
-            loss = torch.nn.functional.cross_entropy(out, y[idx])
+            logits = model(x[idx])
+            logits = getattr(logits, "logits", logits)  # GoogLeNet and Inception v3 add auxiliary logits in training
+            loss = torch.nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
