@@ -108,7 +108,39 @@ def main(out: Path, names: list[str], extra: tuple = ()) -> None:
                                                      "export_s")}), flush=True)
 
 
+def table(study_jsonl: Path, speed_jsonl: Path | None) -> str:
+    """The README's model table from this study's lines and docs/family_speed.py's (the last line per family)."""
+    rows = {json.loads(line)["family"]: json.loads(line) for line in study_jsonl.read_text().splitlines()}
+    speed = ({json.loads(line)["family"]: json.loads(line) for line in speed_jsonl.read_text().splitlines()}
+             if speed_jsonl and speed_jsonl.exists() else {})
+    out = ["| family | model | lane | kept float | trained FP32 → INT8-dense top-1 (ORT) | INT8 parity (ORT vs eager INT8) | "
+           "INT8 / FP32 speed-up, ort-cpu · libtorch-cpp | faster? |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        t, p, s = r.get("top1") or {}, r.get("parity") or {}, speed.get(name, {})
+        ops = ", ".join(f"{op} ×{n}" for op, n in (r.get("float_ops") or s.get("float_ops") or {}).items()) or "–"
+        acc = (f"{t['fp32.onnx']:.1f} → {t['int8-dense.onnx']:.1f}" if "int8-dense.onnx" in t else
+               f"exit {r.get('exit')}: {r.get('error')}")
+        q = [(k, v) for k, v in p.items() if k.endswith(".onnx") and k.split(".")[0] in ("int8", "int8-dense", "mixed")]
+        par = ("pass" if q and all(v["passed"] for _, v in q) else "FAIL") if q else "–"
+        finite = [v["sqnr"] for _, v in q if v["sqnr"] != "inf"]
+        if finite:
+            par += f", {min(finite):.1f} dB worst"
+            if any(v["noise_rule"] for _, v in q):
+                par += " (noise rule)"
+        ratios = [s.get("interleaved", {}).get(rt, {}).get("ratio") for rt in ("ort-cpu", "libtorch-cpp")]
+        sp = " · ".join(f"{x:.2f}×" if x else "–" for x in ratios)
+        faster = "–" if not any(ratios) else ("yes" if all(x and x > 1.05 for x in ratios) else
+                                              "no" if all(x is None or x < 0.95 for x in ratios) else "mixed")
+        out.append(f"| {name} | `{r['model']}` ({r['size']} px) | {r.get('lane') or '–'} | {ops} | {acc} | {par} | "
+                   f"{sp} | {faster} |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--table":  # docs/family_study.py --table STUDY_DIR SPEED_DIR
+        print(table(Path(sys.argv[2]) / "families.jsonl", Path(sys.argv[3]) / "speed.jsonl"))
+        sys.exit(0)
     args = sys.argv[2:]
     cut = args.index("--") if "--" in args else len(args)
     main(Path(sys.argv[1]), args[:cut], tuple(args[cut + 1:]))
+
