@@ -333,8 +333,9 @@ def noise_rule(violations: Sequence[str], own_db: float, eager_db: float, max_lo
         return False, "the quantization-noise rule does not apply to non-finite outputs"
     if not eager_db >= NOISE_RULE_MIN_EAGER_SQNR_DB:
         return False, (f"the quantization-noise rule does not apply: the eager INT8 model is itself only "
-                       f"{eager_db:.1f} dB from its float model (< {NOISE_RULE_MIN_EAGER_SQNR_DB:g} dB; untrained "
-                       f"weights or an unrepresentative calibration?)")
+                       f"{eager_db:.1f} dB from its float model (< {NOISE_RULE_MIN_EAGER_SQNR_DB:g} dB: untrained "
+                       f"weights, unrepresentative calibration images, or 7-bit activations (reduce_range) in a "
+                       f"deep squeeze-excitation network?)")
     if own_db >= eager_db - max_loss_db:
         return True, (f"passed by the quantization-noise rule: {own_db:.1f} dB from its float model against the "
                       f"eager INT8 model's {eager_db:.1f} dB (allowed loss {max_loss_db:g} dB); against eager "
