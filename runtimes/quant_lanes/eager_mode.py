@@ -13,7 +13,6 @@ import copy
 import functools
 from typing import Iterable
 
-import torch
 from torch import nn
 
 from runtimes.classifier import classifier_name, parent_of
