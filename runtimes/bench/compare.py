@@ -34,7 +34,6 @@ from runtimes.bench.stability import assess, machine_sample, other_cores
 from runtimes.errors import BadInputError, RuntimeUnavailable
 from runtimes.manifest import read_manifest
 from runtimes.protocol import BoundRun, Interleaves
-from runtimes.records import to_jsonable
 
 
 @dataclass(frozen=True)
