@@ -32,7 +32,7 @@ from tests.support import trained  # noqa: E402
 # family -> (representative model, input size it is trained and run at)
 FAMILIES = {
     "resnet": ("resnet18", 64), "mobilenetv2": ("mobilenet_v2", 64), "mobilenetv3": ("mobilenet_v3_large", 64),
-    "googlenet": ("googlenet", 64), "inception": ("inception_v3", 96), "shufflenetv2": ("shufflenet_v2_x1_0", 64),
+    "googlenet": ("googlenet", 64), "inception": ("inception_v3", 160), "shufflenetv2": ("shufflenet_v2_x1_0", 64),
     "efficientnet": ("efficientnet_b0", 64), "efficientnet_v2": ("efficientnet_v2_s", 64),
     "regnet_x": ("regnet_x_400mf", 64), "regnet_y": ("regnet_y_400mf", 64), "mnasnet": ("mnasnet1_0", 64),
     "densenet": ("densenet121", 64), "squeezenet": ("squeezenet1_1", 64), "convnext": ("convnext_tiny", 64),
