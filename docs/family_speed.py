@@ -7,11 +7,12 @@ For one representative model per family, at its own input size (224, 299 for Inc
     shrinkwrap bench --runtimes ort-cpu,libtorch-cpp --batch 1
 
 and one JSON line per family in OUT/speed.jsonl: each runtime's median FP32 and INT8 latency (separate
-cells) and the INT8 speed-up timed interleaved with FP32 in one process (the number the README quotes).
+cells) and, where the runtime can interleave (ORT), the INT8 speed-up timed in one process with FP32 (the
+number the README quotes for ORT; libtorch-cpp's is the ratio of its separate cells).
 Parity is skipped because untrained squeeze-excitation models have no faithful INT8 model to check it on
 (README, parity policy); docs/family_study.py checks parity on trained ones.
 
-    .venv/bin/python docs/family_speed.py OUT [family ...]
+    .venv/bin/python docs/family_speed.py OUT [--runtimes a,b] [--reuse] [family ...]
 """
 
 from __future__ import annotations
@@ -39,23 +40,24 @@ FAMILIES = {
 RUNTIMES = "ort-cpu,libtorch-cpp"
 
 
-def measure(name: str, arch: str, out: Path) -> dict:
+def measure(name: str, arch: str, out: Path, runtimes: str = RUNTIMES, reuse: bool = False) -> dict:
     run = out / arch
     t0 = time.perf_counter()
     runner = CliRunner()
-    res = runner.invoke(app, ["export", "--out", str(run), "--force", "--model", arch, "--weights", "random",
-                              "--calib-data", str(SAMPLE), "--calib-images", "32", "--variants", "fp32,int8",
-                              "--sparsity", "0", "--skip-parity"], catch_exceptions=True)
-    row: dict = {"family": name, "model": arch, "export_exit": res.exit_code, "export_s": round(time.perf_counter() - t0)}
-    if res.exit_code:
-        row["error"] = res.output.strip().splitlines()[-1]
-        return row
-    res = runner.invoke(app, ["bench", str(run), "--runtimes", RUNTIMES, "--batch", "1"], catch_exceptions=True)
+    row: dict = {"family": name, "model": arch, "runtimes": runtimes}
+    if not (reuse and (run / "manifest.json").exists()):
+        res = runner.invoke(app, ["export", "--out", str(run), "--force", "--model", arch, "--weights", "random",
+                                  "--calib-data", str(SAMPLE), "--calib-images", "32", "--variants", "fp32,int8",
+                                  "--sparsity", "0", "--skip-parity"], catch_exceptions=True)
+        row.update(export_exit=res.exit_code, export_s=round(time.perf_counter() - t0))
+        if res.exit_code:
+            row["error"] = res.output.strip().splitlines()[-1]
+            return row
+    res = runner.invoke(app, ["bench", str(run), "--runtimes", runtimes, "--batch", "1"], catch_exceptions=True)
     row["bench_exit"] = res.exit_code
     results = json.loads((run / "results.json").read_text())
-    row["cells"] = {f"{c['variant']}/{c['runtime']}": (round(c["latency_ms"]["median"], 3) if c["latency_ms"] else
-                                                        c["status"] + ": " + c["reason"][:120])
-                    for c in results["cells"]}
+    row["cells"] = {f"{c['variant']}.{c['format']}/{c['runtime']}": c["latency_ms"]["median"]
+                    for c in results["cells"] if c["status"] == "ok"}
     row["interleaved"] = {c["runtime"]: {"a": c["a"], "b": c["b"], "ratio": c["ratio"], "stable": c["stable"],
                                          "status": c["status"], "reason": c["reason"][:120]}
                           for c in results["comparisons"]}
@@ -67,11 +69,11 @@ def measure(name: str, arch: str, out: Path) -> dict:
     return row
 
 
-def main(out: Path, names: list[str]) -> None:
+def main(out: Path, names: list[str], runtimes: str = RUNTIMES, reuse: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / "speed.jsonl").open("a") as f:
         for name in names or list(FAMILIES):
-            row = measure(name, FAMILIES[name], out)
+            row = measure(name, FAMILIES[name], out, runtimes, reuse)
             f.write(json.dumps(row) + "\n")
             f.flush()
             print(json.dumps({k: row.get(k) for k in ("family", "model", "export_exit", "bench_exit", "interleaved",
@@ -79,4 +81,8 @@ def main(out: Path, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2:])
+    # docs/family_speed.py OUT [--runtimes a,b] [--reuse] [family ...]; --reuse benches the exports already in OUT
+    args = sys.argv[2:]
+    runtimes = args[args.index("--runtimes") + 1] if "--runtimes" in args else RUNTIMES
+    names = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--runtimes")]
+    main(Path(sys.argv[1]), names, runtimes, "--reuse" in args)

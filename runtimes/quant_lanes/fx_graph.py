@@ -18,7 +18,7 @@ float emulation, which this project's INT8 contract rules out.
 Operators kept float (their INT8 form has no ONNX export here, or does not
 exist): LayerNorm, GELU and the permutes around ConvNeXt's channels-last
 LayerNorm; SiLU has no quantized kernel at all. A BatchNorm that follows no conv
-(DenseNet's pre-activation BN, MaxViT) runs as fbgemm's quantized BatchNorm; the
+(DenseNet's pre-activation BN) runs as fbgemm's quantized BatchNorm; the
 ONNX writer gives it a QDQ symbolic (``exporter.formats.onnx``). The converted graph dequantizes before them and
 re-quantizes after; :func:`float_ops` lists what runs float, for the manifest.
 """
@@ -41,6 +41,8 @@ from runtimes.quant_lanes.eager_mode import quantizable_layers
 # table for what was measured); everything else torchvision registers is a CNN this lane covers.
 REFUSED_FAMILIES = {
     "vision_transformer": "ViT's attention (nn.MultiheadAttention) is not FX-traceable for quantization",
+    "maxvit": "torch's ONNX exporter cannot export the quantized multiply FX makes of MaxViT's attention "
+              "(quantized_mul() missing op_scale and op_zero_point)",
 }
 
 # Kept float: module types, functions and method names, as QConfigMapping object types.
