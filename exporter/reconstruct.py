@@ -20,6 +20,7 @@ The reference code read before writing this: IST-DASLab/sparsegpt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -33,6 +34,7 @@ BLOCK = 128  # columns processed together (SparseGPT's lazy batch updates)
 REL_DAMP = 0.01  # damping, relative to the mean of diag(H)
 MAX_DAMP_RETRIES = 6  # each retry multiplies the damping by 10
 CAP = 0.95  # no layer loses more than this fraction of its weights when sparsity is allocated globally
+MAX_H_COLUMNS = 8192  # wider layers get a block-diagonal Hessian (see _layout)
 
 
 class _Captured(Exception):
@@ -80,9 +82,9 @@ class HessianAccumulator:
 
     def __init__(self, module: nn.Module, columns: int, keep: float = 1.0, seed: int = 0) -> None:
         self.module = module
-        self.groups = _groups(module)
+        self.parts = math.prod(_layout(module))  # groups, or column blocks of a very wide layer
         self.conv = hasattr(module, "kernel_size")
-        self.sum = torch.zeros((self.groups, columns, columns), dtype=torch.float32)
+        self.sum = torch.zeros((self.parts, columns, columns), dtype=torch.float32)
         self.n = 0
         self.keep = keep
         self.gen = torch.Generator().manual_seed(seed)
@@ -102,9 +104,10 @@ class HessianAccumulator:
                 x = x[:, :, torch.randperm(x.shape[2], generator=self.gen)[:k]]
             # unfold orders rows channel-major, so each group's inputs are one contiguous block of rows
             n, rows, positions = x.shape
-            x = x.reshape(n, self.groups, rows // self.groups, positions)
-            return x.permute(1, 2, 0, 3).reshape(self.groups, rows // self.groups, n * positions)
-        return x.reshape(-1, x.shape[-1]).t().unsqueeze(0)
+            x = x.reshape(n, self.parts, rows // self.parts, positions)
+            return x.permute(1, 2, 0, 3).reshape(self.parts, rows // self.parts, n * positions)
+        x = x.reshape(-1, x.shape[-1]).t()
+        return x.reshape(self.parts, x.shape[0] // self.parts, x.shape[1])
 
     def per_image(self, inp: torch.Tensor) -> int:
         """Columns one image gives (output positions of a convolution, tokens of a Linear)."""
@@ -117,7 +120,7 @@ class HessianAccumulator:
 
     @property
     def H(self) -> torch.Tensor:
-        """(groups, d, d), float64."""
+        """(parts, d, d), float64: one H per group, or per column block."""
         return self.sum.double() * (2.0 / max(self.n, 1))
 
     @classmethod
@@ -129,17 +132,40 @@ def _groups(module: nn.Module) -> int:
     return int(getattr(module, "groups", 1) or 1)
 
 
+def _layout(module: nn.Module) -> tuple[int, int]:
+    """(groups, column blocks) OBS splits a layer's weight matrix into.
+
+    A grouped convolution has one H per group (exact). A layer with more than MAX_H_COLUMNS inputs gets a
+    block-diagonal H, contiguous blocks of its inputs treated as independent (an approximation: no
+    compensation across blocks): VGG's first classifier layer has 25088 inputs, whose full H alone would
+    take 2.5 GB and a 25088² Cholesky; as 7 blocks of 3584 it takes 360 MB.
+    """
+    groups = _groups(module)
+    if groups > 1:
+        return groups, 1
+    w = module.weight() if callable(module.weight) else module.weight
+    columns = int(w[0].numel())
+    blocks = math.ceil(columns / MAX_H_COLUMNS)
+    while columns % blocks:
+        blocks += 1
+    return 1, blocks
+
+
 def _weight_matrix(pw: prune.PrunableWeight) -> torch.Tensor:
-    """The weight as (groups, rows per group, columns) float32; dequantized for INT8."""
+    """The weight as (parts, rows per part, columns per part) float32 (see :func:`_layout`); dequantized
+    for INT8."""
     w = pw.module.weight().dequantize() if pw.kind == "int8" else pw.module.weight.detach()
-    g = _groups(pw.module)
-    return w.float().reshape(g, w.shape[0] // g, -1).clone()
+    groups, blocks = _layout(pw.module)
+    w = w.float().reshape(w.shape[0], -1)
+    if blocks > 1:  # every output row sees every block: (blocks, rows, columns per block)
+        return w.reshape(w.shape[0], blocks, -1).permute(1, 0, 2).contiguous()
+    return w.reshape(groups, w.shape[0] // groups, -1).clone()
 
 
 def _columns(pw: prune.PrunableWeight) -> int:
-    """Inputs one output sees: rows of its group's H."""
+    """Inputs one output sees in one part: rows of that part's H."""
     w = pw.module.weight() if pw.kind == "int8" else pw.module.weight
-    return int(w[0].numel())
+    return int(w[0].numel()) // _layout(pw.module)[1]
 
 
 def _inverse_cholesky(H: torch.Tensor, rel_damp: float) -> tuple[torch.Tensor, float]:
@@ -162,6 +188,7 @@ class _Grid:
     """Symmetric per-row INT8 grid of a quantized weight: kept weights are re-rounded onto it."""
 
     def __init__(self, qweight: torch.Tensor, groups: int = 1) -> None:
+        """``groups``: the weight matrix's groups (column blocks share every row's scale: pass 1)."""
         rows = qweight.shape[0]
         self.scale = qweight.q_per_channel_scales().float().reshape(groups, rows // groups)
         self.zero = qweight.q_per_channel_zero_points().float().reshape(groups, rows // groups)
@@ -251,6 +278,8 @@ def _restore(pw: prune.PrunableWeight, w: torch.Tensor) -> None:
 
 def _write(pw: prune.PrunableWeight, W: torch.Tensor, keep: torch.Tensor) -> None:
     """Store reconstructed weights: float in place; INT8 as integers on the unchanged scales."""
+    if _layout(pw.module)[1] > 1:  # column blocks back side by side
+        W, keep = W.permute(1, 0, 2).reshape(W.shape[1], -1), keep.permute(1, 0, 2).reshape(keep.shape[1], -1)
     W, keep = W.reshape(-1, W.shape[-1]), keep.reshape(-1, keep.shape[-1])  # (output channels, columns)
     if pw.kind == "int8":
         qw = pw.module.weight()

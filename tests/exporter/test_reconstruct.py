@@ -132,3 +132,22 @@ def test_an_identical_leading_model_is_reused(images):
         wa = a.module.weight() if a.kind == "int8" else a.module.weight
         wb = b.module.weight() if b.kind == "int8" else b.module.weight
         assert torch.equal(wa.int_repr() if a.kind == "int8" else wa, wb.int_repr() if b.kind == "int8" else wb)
+
+
+def test_a_very_wide_layer_gets_a_block_diagonal_hessian(monkeypatch):
+    """Above MAX_H_COLUMNS inputs (VGG's 25088-input classifier) H is split into blocks of inputs: still the
+    exact sparsity, still far better than magnitude, in float and inside the INT8 grid."""
+    monkeypatch.setattr(reconstruct, "MAX_H_COLUMNS", 24)  # 64 inputs -> 4 blocks of 16 (64 % 3 != 0)
+    g = torch.Generator().manual_seed(0)
+    # each block of 16 inputs lives near a 4-dimensional subspace: redundancy a block-diagonal H can use
+    x = torch.cat([torch.randn(512, 4, generator=g) @ torch.randn(4, 16, generator=g) for _ in range(4)], 1)
+    x = x + 0.05 * torch.randn(512, 64, generator=g)
+    model = nn.Sequential(nn.Linear(64, 32))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(32, 64, generator=g))
+    assert reconstruct._layout(model[0]) == (1, 4)
+    obs, mag = copy.deepcopy(model), copy.deepcopy(model)
+    reconstruct.reconstruct(obs, x, 0.5, "layer")
+    prune.prune_model(mag, 0.5, "layer")
+    assert float((obs[0].weight == 0).float().mean()) == 0.5
+    assert _layer_error(model[0], obs[0], x) < 0.5 * _layer_error(model[0], mag[0], x)
