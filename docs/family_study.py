@@ -124,7 +124,8 @@ def table(study_jsonl: Path, speed_jsonl: Path | None) -> str:
     out = ["| family | model | lane | kept float | trained FP32 → INT8-dense top-1 (ORT) | INT8 parity (ORT vs eager INT8) | "
            "INT8 / FP32 speed-up, ort-cpu · libtorch-cpp | faster? |", "|---|---|---|---|---|---|---|---|"]
     for name in speed:  # measured for speed only (e.g. 224-px-only models not trained here)
-        rows.setdefault(name, {"model": next((m for f, (m, _) in FAMILIES.items() if f == name), name), "size": 224})
+        model, size = FAMILIES.get(name, (name, 224))
+        rows.setdefault(name, {"model": model, "size": size})
     for name, r in rows.items():
         t, p, s = r.get("top1") or {}, r.get("parity") or {}, speed.get(name, {})
         ops = ", ".join(f"{op} ×{n}" for op, n in (r.get("float_ops") or s.get("float_ops") or {}).items()) or "–"
