@@ -27,10 +27,11 @@ def models() -> None:
     from exporter.models import model_specs
     from runtimes.quant_lanes import lane_named
 
-    table = Table("model", "family", "INT8 lane", "input", "resize", "ImageNet weights")
+    table = Table("model", "family", "INT8 lane", "input", "resize", "ImageNet weights", "why no INT8 lane")
     for m in model_specs():
-        lane = lane_named(m.quant_lane).title if m.quant_lane else f"none: {m.no_lane_reason} (float variants only)"
-        table.add_row(m.name, m.family, lane, str(m.preprocess.crop), str(m.preprocess.resize), m.weights)
+        lane = lane_named(m.quant_lane).title if m.quant_lane else "none (float variants only)"
+        table.add_row(m.name, m.family, lane, str(m.preprocess.crop), str(m.preprocess.resize), m.weights,
+                      m.no_lane_reason or "")
     out_console.print(table)
 
 
