@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 # The global allocation only ranks weights across layers; fewer images than the reconstruction suffice.
 ALLOCATION_IMAGES = 64
 
+
 def quant_scheme(reduce_range: bool) -> str:
     return ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); activations UINT8 "
             "per-tensor affine, " + ("reduce_range (7 bits)" if reduce_range else "8 bits (no reduce_range)"))

@@ -55,6 +55,27 @@ def qconfig(method: str = "histogram", reduce_range: bool = True) -> "torch.ao.q
     )
 
 
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Fused Conv(+ReLU) modules, plain Conv2d and Linear, by name.
+
+    Works on an unfused, fused or prepared model of either lane: fusion keeps the conv's name
+    (BN and ReLU become Identity or disappear), so the names are the same in all three.
+    """
+    from torch.ao.nn.intrinsic import _FusedModule
+
+    names: list[str] = []
+    inside_fused: list[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(f + ".") for f in inside_fused):
+            continue
+        if isinstance(module, _FusedModule):
+            inside_fused.append(name)
+            names.append(name)
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            names.append(name)
+    return names
+
+
 class QuantLane(Protocol):
     """One way to INT8 (see the module doc). Implementations are registered with :func:`register_lane`."""
 

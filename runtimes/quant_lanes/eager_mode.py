@@ -18,7 +18,7 @@ from torch import nn
 from runtimes.classifier import classifier_name, parent_of
 from runtimes.errors import BadInputError, ShrinkwrapError
 from runtimes.quant_engine import set_quantized_engine
-from runtimes.quant_lanes.base import family, qconfig, register_lane
+from runtimes.quant_lanes.base import family, qconfig, quantizable_layers, register_lane
 
 _QUANTIZED_PREFIX = "quantized_"
 _BUILDER_PACKAGE = "torchvision.models.quantization"
@@ -106,27 +106,6 @@ def _float_wrapper(layer: nn.Module, observer: nn.Module, qc, requantize: bool) 
     ao_prepare(wrapped, inplace=True)
     requant.activation_post_process = copy.deepcopy(observer)
     return wrapped
-
-
-def quantizable_layers(model: nn.Module) -> list[str]:
-    """Fused Conv(+ReLU) modules, plain Conv2d and Linear, by name.
-
-    Works on an unfused, fused or prepared model of either lane: fusion keeps the conv's name
-    (BN and ReLU become Identity or disappear), so the names are the same in all three.
-    """
-    from torch.ao.nn.intrinsic import _FusedModule
-
-    names: list[str] = []
-    inside_fused: list[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(f + ".") for f in inside_fused):
-            continue
-        if isinstance(module, _FusedModule):
-            inside_fused.append(name)
-            names.append(name)
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
-            names.append(name)
-    return names
 
 
 @register_lane

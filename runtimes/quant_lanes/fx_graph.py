@@ -34,8 +34,7 @@ from torch import nn
 
 from runtimes.errors import BadInputError, ShrinkwrapError
 from runtimes.quant_engine import set_quantized_engine
-from runtimes.quant_lanes.base import family, qconfig, register_lane
-from runtimes.quant_lanes.eager_mode import quantizable_layers
+from runtimes.quant_lanes.base import family, qconfig, quantizable_layers, register_lane
 
 # Families whose models FX cannot quantize into something both formats can carry (see the README's model
 # table for what was measured); everything else torchvision registers is a CNN this lane covers.
