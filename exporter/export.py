@@ -12,6 +12,7 @@ a variant compared with its own eager model also gets its eager reference.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -31,6 +32,7 @@ from exporter.inputs import SYNTHETIC, Inputs, load_inputs
 from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
                               PreprocessOptions)
 from exporter.progress import SILENT, Reporter
+from exporter.pruning import sparsity_shortfall
 from exporter.variants import VariantSpec, check_request, default_variants, parse_variants
 from runtimes.manifest import (COMPARE_WITH, INPUT_NAME, MANIFEST_NAME, OUTPUT_NAME, SCHEMA_VERSION,
                                ArtifactRecord, Format, InputSpec, Manifest, write_manifest)
@@ -126,9 +128,10 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
         artifacts, references = [], []
         for spec in opts.specs():
             reporter.say(f"{spec.name}: building ({spec.description})")
-            built = recipe.build(spec)
+            built = with_shortfall(recipe.build(spec))
+            asked = f" of {built.pruning.requested:.3f} requested" if built.sparsity.shortfall else ""
             reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} "
-                         f"(sparsity {built.sparsity.achieved:.3f} achieved)")
+                         f"(sparsity {built.sparsity.achieved:.3f} achieved{asked})")
             warnings = list(dict.fromkeys([*built.warnings, *degeneracy_warnings(spec, built, inputs)]))
             for w in warnings:
                 reporter.say(f"⚠ {w}")
@@ -150,6 +153,15 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
         raise
     reporter.say(f"wrote {len(artifacts)} artifacts and {MANIFEST_NAME} to {out}")
     return manifest
+
+
+def with_shortfall(built: BuiltVariant) -> BuiltVariant:
+    """``built`` with its sparsity shortfall (if any) in its sparsity record and its warnings."""
+    said = sparsity_shortfall(built.sparsity, built.pruning)
+    if said is None:
+        return built
+    return dataclasses.replace(built, sparsity=dataclasses.replace(built.sparsity, shortfall=said),
+                               warnings=[*built.warnings, said])
 
 
 def degeneracy_warnings(spec: VariantSpec, built: BuiltVariant, inputs: Inputs) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 
 from exporter.data import load_image_folder, make_preprocess, synthetic_images
 from exporter.evaluation import EvalSet, decode_eval_set
-from exporter.models import LoadedModel, Preprocess, load_model
+from exporter.models import LoadedModel, Preprocess, load_model, settle_batchnorm_on_images
 from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, PreprocessOptions
 from exporter.progress import SILENT, Reporter
 from exporter.recipe import Recipe
@@ -50,4 +50,7 @@ def load_inputs(model: ModelOptions, preprocess: PreprocessOptions, calibration:
         reporter.say(f"calibration: {len(found.images)} images from {calibration.data} "
                      f"({found.skipped} unreadable or non-image files skipped)")
         images, source = found.images, str(calibration.data)
+        if not loaded.weights.trained and settle_batchnorm_on_images(loaded, images, source):
+            reporter.say(f"untrained weights: BatchNorm statistics re-estimated on those {len(images)} images "
+                         f"(not synthetic noise), so the network is well-conditioned on what it will be fed")
     return Inputs(loaded, pre, images, source, eval_set)

@@ -99,11 +99,36 @@ def load_model(arch: str, weights: str, seed: int = 0) -> LoadedModel:
         torch.manual_seed(seed)
         model = structure.build_float_model(arch, spec.num_classes)
         settle_batchnorm(model, spec.preprocess.crop, seed)
-        rec = WeightsRecord(source="random", trained=False,
-                            label="UNTRAINED (random weights, seed %d, BatchNorm statistics from synthetic "
-                                  "inputs): accuracy figures are meaningless" % seed)
-        return LoadedModel(arch, model, spec.num_classes, rec, spec.preprocess)
+        return LoadedModel(arch, model, spec.num_classes, _random_record(seed, SYNTHETIC_BATCHNORM),
+                           spec.preprocess)
     return _checkpoint(spec, Path(weights))
+
+
+SYNTHETIC_BATCHNORM = "synthetic"
+
+
+def _random_record(seed: int, batchnorm_source: str) -> WeightsRecord:
+    where = "synthetic inputs" if batchnorm_source == SYNTHETIC_BATCHNORM else f"the images in {batchnorm_source}"
+    return WeightsRecord(source="random", trained=False, batchnorm_source=batchnorm_source,
+                         label=f"UNTRAINED (random weights, seed {seed}, BatchNorm statistics from {where}): "
+                               f"accuracy figures are meaningless")
+
+
+def settle_batchnorm_on_images(loaded: LoadedModel, images: torch.Tensor, source: str, seed: int = 0) -> int:
+    """Re-estimate an untrained model's BatchNorm statistics on the real images the run will feed it.
+
+    Statistics from standard-normal inputs do not match photographs: on real images an untrained
+    EfficientNet-B0's activations then grow through its squeeze-excitation stages until two FP32
+    implementations agree to only 23 dB. Settled on the run's own (preprocessed) images, every layer is at unit
+    scale on what parity, calibration and accuracy feed it. Trained weights are never touched. Returns how
+    many BatchNorm layers were set; records ``source`` in the weights record.
+    """
+    if loaded.weights.trained:
+        raise BadInputError("settle_batchnorm_on_images: trained weights keep their own BatchNorm statistics")
+    n = recalibrate_batchnorm(loaded.model, images, batch=min(len(images), 32))
+    if n:
+        loaded.weights = _random_record(seed, source)
+    return n
 
 
 # Synthetic images for settle_batchnorm: a few, enough for per-channel means and variances over their pixels.

@@ -14,7 +14,7 @@ from torch import nn
 from exporter import prune, reconstruct
 from exporter.options import CompressionOptions
 from exporter.progress import SILENT, Reporter
-from runtimes.manifest import PruneMethod
+from runtimes.manifest import PruneMethod, PruneRecord, SparsityRecord
 
 MAGNITUDE_RECORD = "l1-unstructured"
 SYNTHETIC_WARNING = ("obs reconstruction from SYNTHETIC inputs is not meaningful (it fits the weights to "
@@ -53,3 +53,25 @@ def prune_as(model: nn.Module, opts: CompressionOptions, images: torch.Tensor, r
     reporter.say(f"obs {label}: {len(report.layers)} layers reconstructed from {report.images} images "
                  f"in {report.seconds:.1f} s{reused}".replace("  ", " "))
     return PruneOutcome(report.notes(), report.seconds, report.results)
+
+
+# A delivered sparsity this far below the request is said, never passed over in silence.
+SHORTFALL_TOLERANCE = 0.005
+
+
+def sparsity_shortfall(sparsity: SparsityRecord, pruning: PruneRecord) -> str | None:
+    """Why the achieved sparsity misses the request by more than ``SHORTFALL_TOLERANCE``, or None when it does not.
+
+    shrinkwrap delivers the closest model it can build and says so (the console, the record's warnings and
+    ``SparsityRecord.shortfall``) rather than refusing: with OBS the global allocation never empties a layer, so
+    a request above ``reconstruct.CAP`` of every layer is met only up to that cap.
+    """
+    if pruning.requested <= 0 or sparsity.achieved >= pruning.requested - SHORTFALL_TOLERANCE:
+        return None
+    said = f"requested sparsity {pruning.requested:.3f} but achieved {sparsity.achieved:.3f}"
+    if pruning.method and pruning.method.startswith("obs") and pruning.scope == "global":
+        reachable = sum(int(reconstruct.CAP * layer.total) for layer in sparsity.per_layer) / max(sparsity.total, 1)
+        return (f"{said}: OBS's global allocation caps each layer at {reconstruct.CAP:.0%} so that none is emptied, "
+                f"so at most {reachable:.3f} is reachable; use --prune-method magnitude or --prune-scope layer "
+                f"for more")
+    return f"{said}: some weights could not be pruned (e.g. layers the pruner does not cover count in the total)"

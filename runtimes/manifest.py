@@ -115,6 +115,7 @@ class SparsityRecord:
     zeros: int
     total: int
     per_layer: list[LayerSparsity] = field(default_factory=list)
+    shortfall: str | None = None  # why ``achieved`` is below ``requested`` (exporter.pruning.sparsity_shortfall)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class WeightsRecord:
     label: str  # human text; says UNTRAINED for random weights
     path: str | None = None
     sha256: str | None = None
+    # Random weights: what their BatchNorm statistics were estimated on, "synthetic" (standard-normal inputs)
+    # or the calibration image folder; None for trained weights, which keep their own.
+    batchnorm_source: str | None = None
 
 
 @dataclass(frozen=True)

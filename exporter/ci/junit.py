@@ -23,6 +23,7 @@ _PARITY_METRICS = (
     ("sqnr_db", "min_sqnr_db", ">=", " dB"),
     ("top1_agreement", "min_top1_agreement", ">=", ""),
     ("max_abs_error", "max_abs_error", "<=", ""),
+    ("max_rel_error", "max_rel_error", "<=", ""),
 )
 
 
@@ -60,6 +61,8 @@ def parity_cases(results: Sequence[ParityResult], fail_on_degenerate: bool = Tru
             where += f"; first divergent layer: {r.first_divergent_layer}"
         for metric, limit_field, op, unit in _PARITY_METRICS:
             value, limit = getattr(r, metric), getattr(r.tolerance, limit_field)
+            if value is None:  # a record older than the metric
+                continue
             if metric not in gated:
                 reason = ("top-1 agreement not checked: untrained weights" if metric == "top1_agreement"
                           and limit is not None else "no tolerance gates it")

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
-from exporter.cli.options import (Degenerate, Json, JunitXml, Localize, ParityImages, RunDir, Tolerance,
-                                  parity_options)
+from exporter.cli.options import (Degenerate, Json, JunitXml, Localize, LocalizeAll, ParityImages, RunDir,
+                                  Tolerance, localize_which, parity_options)
 from exporter.options import ParityOptions
 
 
@@ -29,9 +29,11 @@ def verify(run_dir: RunDir) -> None:
     out_console.print(f"ok: {len(m.artifacts)} artifacts and {len(m.references)} references match their sha256")
 
 
-@app.command()
+# Extra arguments are allowed only for the older spelling "--localize violating" (see localize_which).
+@app.command(context_settings={"allow_extra_args": True})
 @cli_errors
 def parity(
+    ctx: typer.Context,
     run_dir: RunDir,
     data: Annotated[Optional[Path], typer.Option(help="ImageFolder of real images (default: the inputs the "
                                                       "run recorded, else synthetic)")] = None,
@@ -40,17 +42,19 @@ def parity(
     images: ParityImages = ParityOptions.images,
     tolerance: Tolerance = None,
     fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
-    localize: Localize = ParityOptions.localize,
+    localize: Localize = False,
+    localize_all: LocalizeAll = False,
     junit_xml: JunitXml = None,
     as_json: Json = False,
 ) -> None:
     """Compare every artifact with its eager model; exit non-zero on any tolerance violation.
 
     Without --data or --synthetic it re-checks the inputs the run recorded in parity.json; other
-    inputs are written beside it (parity-<source>-<n>.json), never over it. --localize violating
-    (or all) compares the artifact's intermediate activations with the eager modules' and names
-    the first layer outside the tolerance."""
-    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate, localize), as_json,
+    inputs are written beside it (parity-<source>-<n>.json), never over it. --localize compares
+    each violating artifact's intermediate activations with the eager modules' and names the
+    first layer outside the tolerance (--localize-all: every artifact)."""
+    which = localize_which(localize, localize_all, list(ctx.args))
+    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate, which), as_json,
                 junit_xml)
 
 
@@ -93,7 +97,7 @@ def print_layers(r) -> None:
 
 
 def print_parity(results: list) -> None:
-    table = Table("variant", "format", "runtime", "max abs", "cosine", "SQNR dB", "top-1 agr.", "top-5 ovl.",
+    table = Table("variant", "format", "runtime", "max abs", "max rel", "cosine", "SQNR dB", "top-1 agr.", "top-5 ovl.",
                   "result", title="parity vs eager (* = gated by a tolerance; the rest is informational)")
     for r in results:
         gated = set(r.gated())
@@ -104,7 +108,9 @@ def print_parity(results: list) -> None:
         result = f"[green]{r.verdict()}[/]" if r.passed else f"[red]{r.verdict()}[/]"
         if r.degenerate:
             result += " [red]DEGENERATE[/]"
+        rel = "–" if r.max_rel_error is None else f"{r.max_rel_error:.3g}"
         table.add_row(r.variant, r.format, r.runtime, mark("max_abs_error", f"{r.max_abs_error:.3g}"),
+                      mark("max_rel_error", rel),
                       mark("cosine", f"{r.cosine:.6f}"), mark("sqnr_db", f"{r.sqnr_db:.1f}"),
                       mark("top1_agreement", f"{r.top1_agreement:.3f}"), f"{r.top5_overlap:.3f}", result)
     out_console.print(table)

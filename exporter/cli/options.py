@@ -80,9 +80,11 @@ JunitXml = Annotated[Optional[Path], typer.Option("--junit-xml", help="write a J
                                                                       "case per artifact × runtime × metric)")]
 VariantsFilter = Annotated[Optional[str], typer.Option("--variants", help="comma-separated variants of the run "
                                                                          "(default: all)")]
-Localize = Annotated[Optional[str], typer.Option(help="violating | all: compare the intermediate activations "
-                                                    "of the violating (or every) artifact with the eager "
-                                                    "modules' and name the first divergent layer")]
+# --localize is a bare flag (the violating artifacts: what a user types first); --localize-all takes every one.
+Localize = Annotated[bool, typer.Option("--localize", help="compare the intermediate activations of each "
+                                                           "violating artifact with the eager modules' and "
+                                                           "name the first divergent layer")]
+LocalizeAll = Annotated[bool, typer.Option("--localize-all", help="the same for every artifact, passing or not")]
 RunDir = Annotated[Path, typer.Argument(help="run directory holding manifest.json")]
 
 DEFAULT_BATCH = ",".join(map(str, BenchOptions.batches))
@@ -184,6 +186,19 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout,
                         max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),
                         variants=split_names(variants))
+
+
+def localize_which(localize: bool, localize_all: bool, extra: list[str]) -> str | None:
+    """``"violating"``, ``"all"`` or None from the two flags. ``extra``: the command's leftover arguments, which
+    may hold the older spelling ``--localize violating`` / ``--localize all``; anything else there is refused."""
+    from runtimes.localize import WHICH
+
+    if localize and len(extra) == 1 and extra[0] in WHICH:
+        return extra[0]
+    if extra:
+        raise BadInputError(f"unexpected argument {' '.join(map(repr, extra))}: --localize (violating artifacts) "
+                            f"and --localize-all (every artifact) take no value")
+    return "all" if localize_all else "violating" if localize else None
 
 
 def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True,

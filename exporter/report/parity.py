@@ -21,8 +21,8 @@ def parity_section(ctx: ReportContext) -> str:
              "Tolerances per precision are in the README. **Bold** values were gated by a tolerance; the "
              "others are informational (top-1 agreement is not gated for untrained weights, whose logits "
              "are near-tied; top-5 overlap never is).", "",
-             "| artifact | runtime | vs | max abs | cosine | SQNR dB | top-1 agr. | top-5 ovl. | result |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+             "| artifact | runtime | vs | max abs | max rel | cosine | SQNR dB | top-1 agr. | top-5 ovl. | result |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         gated = set(r.gated())
 
@@ -33,7 +33,9 @@ def parity_section(ctx: ReportContext) -> str:
         result = r.verdict()
         if r.degenerate:
             result += " ⚠ DEGENERATE"
+        rel_text = "–" if r.max_rel_error is None else f"{r.max_rel_error:.3g}"
         lines.append(f"| {r.path} | {r.runtime} | {r.reference} | {cell('max_abs_error', f'{r.max_abs_error:.3g}')} | "
+                     f"{cell('max_rel_error', rel_text)} | "
                      f"{cell('cosine', f'{r.cosine:.6f}')} | {cell('sqnr_db', sq_text)} | "
                      f"{cell('top1_agreement', f'{r.top1_agreement:.3f}')} | {r.top5_overlap:.3f} | {result} |")
     return "\n".join(lines)

@@ -16,6 +16,16 @@ def test_abs_errors():
     assert isinstance(M.max_abs_error(REF, TEST), float)
 
 
+def test_max_rel_error_scales_with_the_reference():
+    # max |diff| = 1, max |ref| = 4
+    assert M.max_rel_error(REF, TEST) == pytest.approx(0.25)
+    assert M.max_rel_error(REF * 100, TEST * 100) == pytest.approx(0.25)  # same relative error at any scale
+    assert M.max_abs_error(REF * 100, TEST * 100) == pytest.approx(100.0)
+    assert M.max_rel_error(REF, REF) == 0.0
+    z = np.zeros((1, 3))
+    assert M.max_rel_error(z, z) == 0.0 and M.max_rel_error(z, np.ones((1, 3))) == math.inf
+
+
 def test_cosine_mean_over_rows():
     # row 0: dot = 1.5 + 4 + 6 = 11.5, |a| = sqrt(14), |b| = sqrt(10.25); row 1: identical → 1
     row0 = 11.5 / (math.sqrt(14) * math.sqrt(10.25))

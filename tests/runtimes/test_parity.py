@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from exporter.parity_gate import require_parity
-from runtimes import parity
+from runtimes import parity, structure
 from runtimes.errors import ArtifactError, BadInputError, ParityError
 from runtimes.manifest import verify_run_dir
 
@@ -78,9 +78,42 @@ def test_perturbed_artifact_fails(copy_run_dir, rehash, tiny_inputs):
     bad = _by(res, "fp32.onnx")
     assert not bad.passed and _by(res, "fp32.pt").passed
     text = " | ".join(bad.violations)
-    assert "fp32.onnx" in text and "sqnr" in text and "max abs error" in text
+    assert "fp32.onnx" in text and "sqnr" in text and "max rel error" in text
     with pytest.raises(ParityError, match="fp32.onnx"):
         require_parity(res)
+
+
+def test_fp32_gate_scales_with_large_logits(copy_run_dir, rehash, tiny_inputs):
+    """A correct FP32 export of a model whose logits reach 1e5 passes, though its absolute error (last bits of
+    large numbers) is far above 1e-3; the same export with one layer damaged still fails."""
+    import torch
+
+    from tests.runtimes.conftest import ARCH, CLASSES, _onnx, _torchscript
+
+    run_dir = copy_run_dir()
+    torch.manual_seed(0)
+    model = structure.build_float_model(ARCH, CLASSES)
+    with torch.no_grad():
+        model.fc.weight.mul_(1e5)
+        model.fc.bias.mul_(1e5)
+    torch.save(model.state_dict(), run_dir / "fp32.eager.pt")
+    _torchscript(model, run_dir / "fp32.pt")
+    _onnx(model, run_dir / "fp32.onnx", opset=17)
+    for name in ("fp32.eager.pt", "fp32.pt", "fp32.onnx"):
+        rehash(run_dir, name)
+
+    res = parity.check_parity(run_dir, tiny_inputs, "synthetic", variants=["fp32"])
+    for r in res:
+        assert r.passed, r.violations
+        assert r.max_abs_error > 1e-3  # what the old absolute gate refused
+        assert r.max_rel_error < 1e-5 and "max_rel_error" in r.gated() and "max_abs_error" not in r.gated()
+
+    with torch.no_grad():
+        model.layer4[1].conv2.weight.mul_(1.05)  # one wrong layer, 5 %
+    _onnx(model, run_dir / "fp32.onnx", opset=17)
+    rehash(run_dir, "fp32.onnx")
+    bad = _by(parity.check_parity(run_dir, tiny_inputs, "synthetic", variants=["fp32"]), "fp32.onnx")
+    assert not bad.passed and any("max rel error" in v for v in bad.violations), bad.violations
 
 
 def test_unrecorded_change_is_refused(copy_run_dir, tiny_inputs):

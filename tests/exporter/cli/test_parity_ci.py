@@ -15,7 +15,7 @@ def test_localize_names_the_damaged_layer_in_json_junit_and_the_error(exported_c
     scale_int8_weight(exported_copy, "int8.onnx", DAMAGED, 4.0)
     assert invoke("verify", str(exported_copy)).exit_code == 0  # re-signed: only parity can tell
     xml = tmp_path / "parity.xml"
-    res = invoke("parity", str(exported_copy), "--localize", "violating", "--json", "--junit-xml", str(xml))
+    res = invoke("parity", str(exported_copy), "--localize", "--json", "--junit-xml", str(xml))  # bare flag
     assert_one_line_error(res, 4, f"first divergent layer: {DAMAGED}")
     records = json.loads(res.output[res.output.index("["):res.output.rindex("]") + 1])
     failed = [r for r in records if not r["passed"]]
@@ -46,4 +46,15 @@ def test_junit_of_a_passing_run_and_bad_localize_values(exported_copy, tmp_path)
     suite = ET.parse(tmp_path / "p.xml").getroot().find("testsuite")
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 4 * 13
     assert_one_line_error(invoke("parity", str(exported_copy), "--localize", "some"), 2,
-                          "--localize takes violating or all")
+                          "--localize (violating artifacts) and --localize-all (every artifact) take no value")
+
+
+def test_localize_spellings():
+    """The bare flag means the violating artifacts; the older ``--localize violating|all`` still works."""
+    from exporter.cli.options import localize_which
+
+    assert localize_which(True, False, []) == "violating"
+    assert localize_which(False, True, []) == "all"
+    assert localize_which(False, False, []) is None
+    assert localize_which(True, False, ["all"]) == "all"
+    assert localize_which(True, False, ["violating"]) == "violating"
