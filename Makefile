@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh clone:
 #   make run    creates .venv when missing, then runs the main job (export, parity, bench, report)
-#   make test   creates .venv when missing, then runs the test suite (what CI runs)
+#   make test   creates .venv when missing, then runs the test suite (what CI runs), slowest 25 tests listed
+#   make test-fast   the same without the slow tier (-m "not slow"): for before every commit
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SAMPLE ?= ../shared/data/imagenet-sample
@@ -14,7 +15,7 @@ ARGS   ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
 # (TMPDIR under .venv, not a possibly small /tmp) and keep no second copy in pip's cache.
 PIP    := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null TMPDIR=$(abspath $(VENV))/.pip-tmp PIP_NO_CACHE_DIR=1 $(VENV)/bin/pip
 
-.PHONY: run test venv
+.PHONY: run test test-fast venv
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -28,4 +29,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/shrinkwrap run --out $(OUT) --force $(ARGS)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --durations=25 $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -rs --durations=10 -m "not slow" $(PYTEST_ARGS)

@@ -39,7 +39,7 @@ as the eager INT8 model is (the run's FP32 model nearest to it: ``fp32``, ``fp32
 or ``fp32-slim``), within ``max_fp32_sqnr_loss_db`` (3 dB: the runtime
 adds at most as much error as the quantization itself), provided the eager INT8
 model itself scores at least 6 dB against its float model (an output unrelated to the
-reference scores about 0 dB; an untrained EfficientNet's INT8 model, at 3.7 dB,
+reference scores about 0 dB; an untrained EfficientNet-B0's INT8 model, at 5.9 dB,
 would let nearly any runtime pass). A broken export adds far
 more than that and fails both; the result says which rule passed it.
 

@@ -35,10 +35,14 @@ def run_cli(*args: str):
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory) -> Path:
-    """All registered export variants of an untrained resnet18 at 64x64, parity-checked."""
+    """All registered export variants of an untrained resnet18 at 64x64, parity-checked.
+
+    Magnitude pruning: the tests that read this run check files, formats, parity, bench and report, not how
+    weights were chosen; OBS (reconstruction from synthetic inputs would be meaningless anyway) has its own
+    tests and goes through ``export`` in tests/exporter/test_families.py."""
     out = tmp_path_factory.mktemp("run") / "run"
     res = run_cli("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "16",
-                  "--parity-images", "8",
+                  "--parity-images", "8", "--prune-method", "magnitude",
                   "--variants", "fp32,fp32-pruned,int8,fp16,mixed,int8-dense,ort-quantize-static,fp32-slim,int8-slim")
     assert res.exit_code == 0, res.output
     return out

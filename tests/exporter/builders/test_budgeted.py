@@ -8,8 +8,9 @@ from exporter.data import synthetic_images
 from exporter.errors import BadInputError
 from exporter.evaluation import EvalSet
 from exporter.models import IMAGENET_PREPROCESS, LoadedModel
+from exporter.options import CompressionOptions
 from exporter.recipe import Recipe
-from runtimes.manifest import WeightsRecord
+from runtimes.manifest import PruneMethod, WeightsRecord
 from runtimes.structure import build_float_model
 
 
@@ -20,7 +21,9 @@ def recipe():
     loaded = LoadedModel("resnet18", model, 10, WeightsRecord("random", False, "UNTRAINED"),
                          IMAGENET_PREPROCESS)
     pre = IMAGENET_PREPROCESS.__class__(40, 32, IMAGENET_PREPROCESS.mean, IMAGENET_PREPROCESS.std)
-    return Recipe(loaded, synthetic_images(8, pre), "synthetic"), pre
+    # Magnitude pruning: these tests prove the search's control flow (accuracy is faked), which does not depend
+    # on how each candidate is pruned; OBS would reconstruct resnet18 once per candidate sparsity.
+    return Recipe(loaded, synthetic_images(8, pre), "synthetic", CompressionOptions(method=PruneMethod.MAGNITUDE)), pre
 
 
 def search(recipe: Recipe, ev: EvalSet, max_drop: float):
