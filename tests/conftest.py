@@ -14,6 +14,17 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# Tests that read these session fixtures are in the slow tier (``make test-fast`` leaves them out; ``make test``
+# and CI run everything): building them takes minutes on 2 cores.
+SLOW_FIXTURES = frozenset({"exported", "exported_copy"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
 SMALL = ["--resize", "72", "--input-size", "64"]
 
@@ -23,6 +34,30 @@ def sample_dir() -> Path:
     if not SAMPLE.is_dir():
         pytest.skip(f"the shared ImageNet sample is absent ({SAMPLE})")
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory) -> dict[str, Path]:
+    """The procedurally drawn shapes (tests/support/trained.py): 400 training and 200 validation images, drawn
+    once per session for every test that trains or evaluates on them."""
+    from tests.support import trained
+
+    root = tmp_path_factory.mktemp("shapes")
+    return {"train": trained.write_image_folder(root / "train", per_class=100, seed=0),
+            "val": trained.write_image_folder(root / "val", per_class=50, seed=1)}
+
+
+@pytest.fixture(scope="session")
+def train_on_shapes(shapes, tmp_path_factory):
+    """``train_on_shapes(arch, epochs=None, size=32) -> (checkpoint, stats)``: trained once per recipe."""
+    from tests.support import trained
+
+    cache = tmp_path_factory.mktemp("trained-models")
+
+    def get(arch: str = "resnet18", epochs: int | None = None, size: int = trained.SIZE):
+        return trained.cached_train(shapes["train"], cache, arch=arch, epochs=epochs, size=size)
+
+    return get
 
 
 def run_cli(*args: str):

@@ -25,13 +25,9 @@ BUDGET = 2.0
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("shapes")
-    train_dir = trained.write_image_folder(root / "train", per_class=100, seed=0)
-    val_dir = trained.write_image_folder(root / "val", per_class=50, seed=1)
-    ckpt = root / "resnet18-shapes.pt"
-    stats = trained.train(train_dir, ckpt, epochs=6)
-    return {"train": train_dir, "val": val_dir, "ckpt": ckpt, "stats": stats}
+def dataset(shapes, train_on_shapes) -> dict[str, Path]:
+    ckpt, stats = train_on_shapes("resnet18", epochs=6)
+    return {"train": shapes["train"], "val": shapes["val"], "ckpt": ckpt, "stats": stats}
 
 
 def _run(out: Path, weights: str, ds: dict, *extra: str):

@@ -28,22 +28,15 @@ RUNTIMES = ("eager", "torchscript", "libtorch-cpp", "ort-cpu")
 INT8_MARGIN = 2.0  # points of top-1: int8-dense against FP32, in every runtime
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("shapes")
-    return {"train": trained.write_image_folder(root / "train", per_class=100, seed=0),
-            "val": trained.write_image_folder(root / "val", per_class=50, seed=1)}
-
-
 @pytest.fixture(scope="module", params=sorted(LANES))
-def family_run(request, shapes, tmp_path_factory) -> tuple[str, str, Path]:
+def family_run(request, shapes, train_on_shapes, tmp_path_factory) -> tuple[str, str, Path]:
     lane, arch = request.param, LANES[request.param]
     root = tmp_path_factory.mktemp(arch)
-    stats = trained.train(shapes["train"], root / "weights.pt", arch=arch)
+    weights, stats = train_on_shapes(arch)
     assert stats["train_top1"] > 90, stats
     out = root / "run"
     res = run_cli(
-        "run", "--out", str(out), "--model", arch, "--weights", str(root / "weights.pt"),
+        "run", "--out", str(out), "--model", arch, "--weights", str(weights),
         "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
         "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
         "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES),

@@ -52,6 +52,7 @@ def test_obs_beats_magnitude_on_one_layer():
 
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.slow  # OBS over every layer of resnet18
 def test_achieved_sparsity_is_exact_and_no_layer_is_emptied(images, scope):
     torch.manual_seed(0)
     model = structure.build_float_model("resnet18", 10)
@@ -67,6 +68,7 @@ def test_achieved_sparsity_is_exact_and_no_layer_is_emptied(images, scope):
     assert sqnr_db(ref, model_logits(pruned, images)) > sqnr_db(ref, model_logits(magnitude, images)) + 3
 
 
+@pytest.mark.slow  # OBS over every layer of resnet18
 def test_int8_weights_are_pruned_inside_their_grid(images):
     torch.manual_seed(0)
     model = structure.build_float_model("resnet18", 10)
@@ -94,6 +96,7 @@ def test_sparsity_zero_is_a_no_op(images):
     assert report.layers == [] and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
+@pytest.mark.slow  # OBS over every layer of resnet18
 def test_dead_inputs_never_give_nan(images):
     """A layer whose inputs are always zero (dead channels) in part or in full."""
     model = structure.build_float_model("resnet18", 10)
@@ -115,6 +118,7 @@ def test_a_cholesky_failure_falls_back_to_more_damping():
     assert report.notes() == [f"fc: Cholesky of H needed damping {damp:g} (relative) instead of 0.01"]
 
 
+@pytest.mark.slow  # OBS over every layer of resnet18
 def test_an_identical_leading_model_is_reused(images):
     """mixed shares int8's body: reusing its reconstruction gives exactly what reconstructing again gives."""
     torch.manual_seed(0)

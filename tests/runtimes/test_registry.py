@@ -55,6 +55,7 @@ def stub():
     unregister_runtime(stub_runtime.NAME)
 
 
+@pytest.mark.slow  # a bench sweep and a report
 def test_a_stub_runtime_reaches_the_grid_the_cells_and_the_report(stub, tiny_run_dir, tmp_path):
     """Registered here, with no other file changed."""
     from exporter.report import render_report

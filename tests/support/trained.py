@@ -147,3 +147,30 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
         acc = float((model(x).argmax(1) == y).float().mean()) * 100
     torch.save(model.state_dict(), out)
     return {"train_top1": acc, "final_loss": float(loss.detach())}
+
+
+def recipe_key(arch: str, train_dir: Path, epochs: int | None = None, seed: int = 0, size: int = SIZE) -> str:
+    """A hash of everything :func:`train` reads: the same key, the same weights."""
+    import hashlib
+    import json
+
+    recipe = RECIPES.get(arch, DEFAULT_RECIPE)
+    files = sorted(str(p.relative_to(train_dir)) for p in Path(train_dir).rglob("*.png"))
+    text = json.dumps({"arch": arch, "recipe": recipe, "epochs": epochs or recipe[0], "seed": seed, "size": size,
+                       "files": hashlib.sha256("\n".join(files).encode()).hexdigest(), "data": str(train_dir)})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_train(train_dir: Path, cache_dir: Path, arch: str = "resnet18", epochs: int | None = None, seed: int = 0,
+                 size: int = SIZE) -> tuple[Path, dict]:
+    """:func:`train`, once per recipe: the checkpoint and its stats are kept in ``cache_dir`` (the test session's
+    temporary directory, never the repository) under the recipe's hash, so every test asking for the same
+    trained model shares one training."""
+    import json
+
+    key = recipe_key(arch, train_dir, epochs, seed, size)
+    ckpt, stats_file = Path(cache_dir) / f"{arch}-{key}.pt", Path(cache_dir) / f"{arch}-{key}.json"
+    if not (ckpt.is_file() and stats_file.is_file()):
+        stats = train(train_dir, ckpt, epochs=epochs, seed=seed, arch=arch, size=size)
+        stats_file.write_text(json.dumps(stats))
+    return ckpt, json.loads(stats_file.read_text())

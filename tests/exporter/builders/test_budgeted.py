@@ -31,6 +31,7 @@ def search(recipe: Recipe, ev: EvalSet, max_drop: float):
     return budgeted.search(recipe, ev, max_drop, recipe.compression)
 
 
+@pytest.mark.slow  # about 45 INT8 conversions of resnet18
 def test_unmeetable_budget_saves_the_best_effort(recipe, monkeypatch):
     r, pre = recipe
     ev = EvalSet(synthetic_images(8, pre, seed=3), torch.arange(8) % 10, "synthetic")
@@ -51,6 +52,7 @@ def test_unmeetable_budget_saves_the_best_effort(recipe, monkeypatch):
     assert built.model(ev.images).shape == (8, 10)
 
 
+@pytest.mark.slow  # about 45 INT8 conversions of resnet18
 def test_met_budget_takes_the_highest_sparsity_within_it(recipe, monkeypatch):
     r, pre = recipe
     ev = EvalSet(synthetic_images(8, pre, seed=3), torch.arange(8) % 10, "synthetic")

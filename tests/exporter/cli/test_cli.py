@@ -293,6 +293,7 @@ def test_standalone_parity_keeps_the_runs_inputs(out, sample_dir):
     assert invoke("verify", str(out)).exit_code == 0
 
 
+@pytest.mark.slow  # two full runs (export, parity, bench, report)
 def test_a_degenerate_model_is_flagged_everywhere(out):
     args = ("run", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "4", "--variants",
             "fp32,fp32-pruned", "--sparsity", "0.99", "--prune-method", "magnitude",  # OBS never empties a layer
