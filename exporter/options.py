@@ -171,6 +171,9 @@ class ParityOptions:
     synthetic: bool = False  # deterministic synthetic inputs, even when images were recorded
     fail_on_degenerate: bool = True  # an artifact whose outputs do not depend on its input fails the gate
     localize: str | None = None  # "violating" | "all": compare layer by layer (runtimes.localize)
+    # A peer row (e.g. ort-quantize-static) is there for comparison: its parity failure is reported but does
+    # not fail the gate, unless asked.
+    strict_peers: bool = False
 
     def __post_init__(self) -> None:
         from runtimes.localize import WHICH

@@ -93,15 +93,29 @@ def run_parity(run_dir: Path, opts: ParityOptions = ParityOptions(), threads: in
     return results
 
 
-def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True) -> None:
-    """Raise :class:`ParityError` naming every artifact outside its tolerance (or degenerate)."""
-    failed = [r for r in results if not r.passed]
+def gated_failures(results: list[ParityResult], strict_peers: bool = False) -> list[ParityResult]:
+    """The failures that fail the gate: the run's own artifacts, and peer rows only with ``strict_peers``."""
+    return [r for r in results if not r.passed and (strict_peers or not r.peer)]
+
+
+def peer_failures(results: list[ParityResult], strict_peers: bool = False) -> list[ParityResult]:
+    """Peer rows outside their tolerance that the gate reports but does not fail on."""
+    return [] if strict_peers else [r for r in results if not r.passed and r.peer]
+
+
+def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True, strict_peers: bool = False) -> None:
+    """Raise :class:`ParityError` naming every artifact of the run outside its tolerance (or degenerate).
+
+    A peer row's failure (another tool's artifact, kept for comparison) is the peer's problem, not the user's:
+    it is reported in the table, the JSON, JUnit (as skipped) and the report, and fails the gate only with
+    ``strict_peers``."""
+    failed = gated_failures(results, strict_peers)
     if failed:
         names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)}"
                           + (f"; first divergent layer: {r.first_divergent_layer}" if r.first_divergent_layer else "")
                           + ")" for r in failed)
         raise ParityError(f"parity failed for {len(failed)} artifact(s): {names}")
-    degenerate = [r for r in results if r.degenerate]
+    degenerate = [r for r in results if r.degenerate and (strict_peers or not r.peer)]
     if degenerate and fail_on_degenerate:
         raise ParityError(f"{len(degenerate)} artifact(s) are {DEGENERATE}: their outputs do not depend on "
                           f"the input ({', '.join(r.path for r in degenerate)}); --allow-degenerate lets "

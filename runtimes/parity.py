@@ -400,11 +400,14 @@ class ParityInputs:
 
 @dataclass(frozen=True)
 class ParityReport:
-    """``parity.json``: every result, whether all passed, and the inputs (None in older records)."""
+    """``parity.json``: every result, whether the run's own artifacts passed, and the inputs (None in older
+    records). ``passed`` leaves peer rows out (they are another tool's artifacts, kept for comparison);
+    ``peers_passed`` says whether those passed."""
 
     passed: bool
     results: list[ParityResult]
     inputs: ParityInputs | None = None
+    peers_passed: bool = True
 
     def failures(self) -> list[ParityResult]:
         return [r for r in self.results if not r.passed]
@@ -413,7 +416,8 @@ class ParityReport:
 def write_parity(run_dir: Path, results: Sequence[ParityResult], inputs: ParityInputs | None = None,
                  name: str = PARITY_NAME) -> Path:
     path = Path(run_dir) / name
-    write_json(path, ParityReport(passed=all(r.passed for r in results), results=list(results), inputs=inputs))
+    write_json(path, ParityReport(passed=all(r.passed for r in results if not r.peer), results=list(results),
+                                  inputs=inputs, peers_passed=all(r.passed for r in results if r.peer)))
     return path
 
 

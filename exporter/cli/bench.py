@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
-from exporter.cli.options import (DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, MinTime,
+from exporter.cli.options import (DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, Attempts, Remeasure, MinTime,
                                   RunDir, Runtimes, Threads, Timeout, VariantsFilter, bench_options)
 from exporter.options import EvalOptions
 from runtimes.bench.options import BenchOptions
@@ -20,6 +20,8 @@ def bench_command(
     threads: Threads = BenchOptions.threads,
     min_time: MinTime = BenchOptions.min_time_s,
     min_iters: MinIters = BenchOptions.min_iters,
+    attempts: Attempts = BenchOptions.attempts,
+    remeasure: Remeasure = BenchOptions.remeasure,
     timeout: Timeout = BenchOptions.timeout_s,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
@@ -33,7 +35,8 @@ def bench_command(
     from runtimes.manifest import require_verified
     from runtimes.records import to_jsonable
 
-    opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants)
+    opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants, attempts,
+                         remeasure)
     evaluation = EvalOptions(eval_data, eval_images)
     manifest = require_verified(run_dir)
     # Decoded once, with the run's own preprocessing; every cell reads the same tensors.

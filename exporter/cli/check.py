@@ -11,7 +11,7 @@ from rich.table import Table
 
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
 from exporter.cli.options import (Degenerate, Json, JunitXml, Localize, LocalizeAll, ParityImages, RunDir,
-                                  Tolerance, localize_which, parity_options)
+                                  StrictPeers, Tolerance, localize_which, parity_options)
 from exporter.options import ParityOptions
 
 
@@ -44,6 +44,7 @@ def parity(
     fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
     localize: Localize = False,
     localize_all: LocalizeAll = False,
+    strict_peers: StrictPeers = False,
     junit_xml: JunitXml = None,
     as_json: Json = False,
 ) -> None:
@@ -54,8 +55,8 @@ def parity(
     each violating artifact's intermediate activations with the eager modules' and names the
     first layer outside the tolerance (--localize-all: every artifact)."""
     which = localize_which(localize, localize_all, list(ctx.args))
-    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate, which), as_json,
-                junit_xml)
+    show_parity(run_dir, parity_options(images, tolerance, data, synthetic, fail_on_degenerate, which, strict_peers),
+                as_json, junit_xml)
 
 
 def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool, junit_xml: Path | None = None) -> None:
@@ -74,8 +75,18 @@ def show_parity(run_dir: Path, opts: ParityOptions, as_json: bool, junit_xml: Pa
     if junit_xml is not None:
         from exporter.ci.junit import parity_junit, write_junit
 
-        say(f"wrote {write_junit(junit_xml, parity_junit(results, opts.fail_on_degenerate))}")
-    require_parity(results, opts.fail_on_degenerate)
+        say(f"wrote {write_junit(junit_xml, parity_junit(results, opts.fail_on_degenerate, opts.strict_peers))}")
+    say_peer_failures(results, opts.strict_peers)
+    require_parity(results, opts.fail_on_degenerate, opts.strict_peers)
+
+
+def say_peer_failures(results: list, strict_peers: bool) -> None:
+    """One line per peer row that failed parity but is not gated."""
+    from exporter.parity_gate import peer_failures
+
+    for r in peer_failures(results, strict_peers):
+        say(f"peer {r.path} is outside its parity tolerance ({r.violations[0].split(': ', 1)[-1]}): reported, "
+            f"not gated (--strict-peers gates it)")
 
 
 def print_layers(r) -> None:

@@ -9,7 +9,7 @@ import typer
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
 from exporter.cli.options import (ReduceRange, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
-                                  recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
+                                  recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, StrictPeers, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
 from exporter.export import ExportOptions
@@ -44,6 +44,7 @@ def export_command(
     parity_images: ParityImages = ParityOptions.DEFAULT_IMAGES,
     tolerance: Tolerance = None,
     fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
+    strict_peers: StrictPeers = ParityOptions.strict_peers,
     skip_parity: Annotated[bool, typer.Option(help="do not run the parity gate after exporting")] = False,
     force: Force = ExportOptions.force,
     eval_data: EvalData = EvalOptions.data,
@@ -58,7 +59,8 @@ def export_command(
                           max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate,
                           recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed),
                           reduce_range)
-    parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate)
+    parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
+                                 strict_peers=strict_peers)
     export(opts, REPORTER)
     if not skip_parity:
         show_parity(out, parity, as_json=False)

@@ -63,6 +63,9 @@ ParityImages = Annotated[Optional[int], typer.Option(help="inputs used by the pa
 Force = Annotated[bool, typer.Option("--force", help="replace an earlier shrinkwrap run in --out")]
 Degenerate = Annotated[bool, typer.Option("--fail-on-degenerate/--allow-degenerate",
                                           help="fail (exit 4) when an artifact's outputs do not depend on its input")]
+StrictPeers = Annotated[bool, typer.Option("--strict-peers", help="let a peer row's parity failure (e.g. "
+                                           "ort-quantize-static) fail the run too (exit 4); by default it is "
+                                           "reported, not gated")]
 Tolerance = Annotated[Optional[list[str]], typer.Option("--tolerance", help="override a parity tolerance, "
                                                         "e.g. int8.cosine=0.995 (repeatable)")]
 Runtimes = Annotated[Optional[str], typer.Option(help="comma-separated runtimes (default: all; see "
@@ -72,6 +75,10 @@ Threads = Annotated[Optional[int], typer.Option(help="intra-op threads for every
 Timeout = Annotated[float, typer.Option(help="per-cell timeout in seconds")]
 MinTime = Annotated[float, typer.Option(help="minimum timed seconds per cell")]
 MinIters = Annotated[int, typer.Option(help="minimum timed iterations per cell")]
+Attempts = Annotated[int, typer.Option(help="timed windows per cell at most, until one is stable")]
+Remeasure = Annotated[bool, typer.Option("--remeasure/--no-remeasure",
+                                         help="time a cell still unstable once more, in a fresh process, at the "
+                                              "end (--no-remeasure: for runs that only want accuracy)")]
 EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
@@ -181,9 +188,10 @@ def split_names(csv: str | None) -> tuple[str, ...] | None:
 
 
 def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
-                  variants=None) -> BenchOptions:
+                  variants=None, attempts=BenchOptions.attempts, remeasure=BenchOptions.remeasure) -> BenchOptions:
     return BenchOptions(runtimes=split_names(runtimes), batches=parse_ints(batch, "--batch"), threads=threads,
-                        min_time_s=min_time, min_iters=min_iters, timeout_s=timeout,
+                        min_time_s=min_time, min_iters=min_iters, timeout_s=timeout, attempts=attempts,
+                        remeasure=remeasure,
                         max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),
                         variants=split_names(variants))
 
@@ -202,9 +210,9 @@ def localize_which(localize: bool, localize_all: bool, extra: list[str]) -> str 
 
 
 def parity_options(images, tolerance, data, synthetic=False, fail_on_degenerate=True,
-                   localize=None) -> ParityOptions:
+                   localize=None, strict_peers=False) -> ParityOptions:
     return ParityOptions(images=images, tolerance=tuple(tolerance or ()), data=data, synthetic=synthetic,
-                         fail_on_degenerate=fail_on_degenerate, localize=localize)
+                         fail_on_degenerate=fail_on_degenerate, localize=localize, strict_peers=strict_peers)
 
 
 def parse_bool(text: str, flag: str) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.cli.options import (ReduceRange, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
-                                  recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
-                                  EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, MinTime, Model, Order,
+                                  recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
+                                  EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
@@ -42,12 +42,15 @@ def run(
     parity_images: ParityImages = ParityOptions.DEFAULT_IMAGES,
     tolerance: Tolerance = None,
     fail_on_degenerate: Degenerate = ParityOptions.fail_on_degenerate,
+    strict_peers: StrictPeers = ParityOptions.strict_peers,
     force: Force = ExportOptions.force,
     runtimes: Runtimes = None,
     batch: Batch = DEFAULT_BATCH,
     threads: Threads = BenchOptions.threads,
     min_time: MinTime = BenchOptions.min_time_s,
     min_iters: MinIters = BenchOptions.min_iters,
+    attempts: Attempts = BenchOptions.attempts,
+    remeasure: Remeasure = BenchOptions.remeasure,
     timeout: Timeout = BenchOptions.timeout_s,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
@@ -64,7 +67,9 @@ def run(
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
                                                seed), reduce_range),
-        parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate),
-        bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop))
+        parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
+                                 strict_peers=strict_peers),
+        bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
+                            attempts=attempts, remeasure=remeasure))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
     out_console.print(f"wrote {outcome.report}")

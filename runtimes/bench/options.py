@@ -23,6 +23,7 @@ class BenchOptions:
     min_iters: int = 10  # ... and this are reached
     warmup: int = 3
     attempts: int = 3  # timed windows per cell at most, until one is stable (runtimes.bench.stability)
+    remeasure: bool = True  # a cell still unstable after its windows gets one more fresh process at the end
     max_time_s: float = DEFAULT_MAX_TIME_S  # per-cell cap on the timing loop
     timeout_s: float = 300.0  # per-cell process timeout
     variants: tuple[str, ...] | None = None  # None: every variant of the run

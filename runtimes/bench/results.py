@@ -168,6 +168,7 @@ class BenchSettings:
     min_iters: int | None = None
     warmup: int | None = None
     attempts: int | None = None  # timed windows per cell at most, until one is stable
+    remeasure: bool | None = None  # whether a cell still unstable got a fresh process at the end
     max_time_s: float | None = None
     timeout_s: float | None = None
     eval_tensors: str | None = None

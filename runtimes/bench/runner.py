@@ -87,7 +87,8 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
             cells.append(cell)
             if progress is not None:
                 progress(len(cells), total, cell)
-    cells = remeasure_noisy(run_dir, cells, entries, batches, child_env, opts)
+    if opts.remeasure:
+        cells = remeasure_noisy(run_dir, cells, entries, batches, child_env, opts)
     compared: list[Comparison] = []
     for cspec in comparisons:
         skipped = precheck_comparison(cspec, manifest)
@@ -103,7 +104,7 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
         settings=BenchSettings(
             batches=batches, threads=opts.threads, runtimes=[s.name for s in specs],
             min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup, attempts=opts.attempts,
-            max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
+            remeasure=opts.remeasure, max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
             eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
             io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop),
         cells=flag_cells(share_accuracy(cells)), comparisons=compared,

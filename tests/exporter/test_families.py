@@ -40,7 +40,7 @@ def family_run(request, shapes, train_on_shapes, tmp_path_factory) -> tuple[str,
         "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
         "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
         "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES),
-        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--parity-images", "32")
+        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure", "--parity-images", "32")
     assert res.exit_code == 0, res.output
     return lane, arch, out
 

@@ -133,6 +133,30 @@ def test_stricter_override_fails_only_the_inexact(tiny_run_dir, tiny_inputs):
     assert all(r.input_source == "images" and r.n_inputs == 4 for r in res)
 
 
+
+def test_a_failing_peer_is_reported_not_gated_unless_strict(tiny_run_dir, tiny_inputs, copy_run_dir):
+    import xml.etree.ElementTree as ET
+
+    from exporter.ci.junit import parity_junit
+
+    table = parity.parse_tolerance_overrides(["peer.sqnr=60"])
+    res = parity.check_parity(tiny_run_dir, tiny_inputs[:4], "synthetic", tolerances=table,
+                              variants=["int8", "ort-quantize-static"])
+    assert [r.path for r in res if not r.passed] == ["ort-quantize-static.onnx"]
+    require_parity(res)  # the user's own artifacts passed: no exit 4
+    with pytest.raises(ParityError, match="ort-quantize-static.onnx"):
+        require_parity(res, strict_peers=True)
+    cases = parity_junit(res).getroot().find("testsuite")
+    assert cases.get("failures") == "0"
+    skipped = [c.find("skipped").get("message") for c in cases.findall("testcase") if c.find("skipped") is not None]
+    assert any(m.startswith("peer row, reported not gated: sqnr_db") for m in skipped)
+    assert parity_junit(res, strict_peers=True).getroot().find("testsuite").get("failures") == "1"
+    run_dir = copy_run_dir()
+    parity.write_parity(run_dir, res)
+    back = parity.read_parity(run_dir)
+    assert back.passed is True and back.peers_passed is False
+
+
 def test_parse_overrides():
     t = parity.parse_tolerance_overrides(["int8.cosine=0.995", "fp16.sqnr=25", "fp32.max_abs=none",
                                           "peer.top1=0.5"])

@@ -213,8 +213,10 @@ def test_auto_without_eval_data_is_rejected(out):
 
 
 def test_bench_with_eval_data_fills_accuracy_then_report(exported_copy, sample_dir):
+    # Four variants (float, INT8, FP16, the peer) of the run's nine: what the test proves does not depend on how many.
     res = invoke("bench", str(exported_copy), "--runtimes", "ort-cpu,eager", "--batch", "4", "--min-time", "0.01",
-                 "--min-iters", "2", "--eval-data", str(sample_dir), "--eval-images", "8")
+                 "--min-iters", "2", "--attempts", "1", "--no-remeasure", "--eval-data", str(sample_dir), "--eval-images", "8",
+                 "--variants", "fp32,int8,fp16,ort-quantize-static")
     assert res.exit_code == 0, res.output
     cells = json.loads((exported_copy / "results.json").read_text())["cells"]
     ok = [c for c in cells if c["status"] == "ok"]
@@ -298,7 +300,7 @@ def test_a_degenerate_model_is_flagged_everywhere(out):
     args = ("run", "--out", str(out), "--weights", "random", *SMALL, "--calib-images", "4", "--variants",
             "fp32,fp32-pruned", "--sparsity", "0.99", "--prune-method", "magnitude",  # OBS never empties a layer
             "--runtimes", "ort-cpu", "--batch", "1", "--min-time", "0",
-            "--min-iters", "2", "--parity-images", "4")
+            "--min-iters", "2", "--attempts", "1", "--no-remeasure", "--parity-images", "4")
     res = invoke(*args)
     assert_one_line_error(res, 4, "degenerate")
     assert "⚠ degenerate: fp32-pruned" in res.output  # said in the console

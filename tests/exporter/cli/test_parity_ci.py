@@ -45,6 +45,11 @@ def test_junit_of_a_passing_run_and_bad_localize_values(exported_copy, tmp_path)
     assert res.exit_code == 0, res.output
     suite = ET.parse(tmp_path / "p.xml").getroot().find("testsuite")
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 4 * 13
+    # a peer row outside a tightened tolerance is reported, and fails the run only with --strict-peers
+    res = invoke("parity", str(exported_copy), "--tolerance", "peer.sqnr=80")
+    assert res.exit_code == 0 and "reported, not gated" in res.output, res.output
+    assert_one_line_error(invoke("parity", str(exported_copy), "--tolerance", "peer.sqnr=80", "--strict-peers"), 4,
+                          "ort-quantize-static")
     assert_one_line_error(invoke("parity", str(exported_copy), "--localize", "some"), 2,
                           "--localize (violating artifacts) and --localize-all (every artifact) take no value")
 

@@ -247,3 +247,14 @@ def test_an_interrupted_sweep_writes_nothing(run_dir, fast_zstd):
         bench(run_dir, opts(runtimes=("eager", "ort-cpu"), batches=(1,)), progress=interrupt)
     assert not (run_dir / RESULTS_NAME).exists() and not (run_dir / RESULTS_CSV_NAME).exists()
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_no_remeasure_keeps_the_one_noisy_process(run_dir, fast_zstd, monkeypatch, tmp_path):
+    """--no-remeasure (runs that only want accuracy): the disturbed cell is kept, flagged noisy, and the settings
+    say so."""
+    monkeypatch.setenv("SHRINKWRAP_TEST_CELL_NOISE", f"ort-cpu=20@{tmp_path / 'disturbed-once'}")
+    res = bench(run_dir, opts(runtimes=("ort-cpu",), batches=(1,), attempts=1, min_iters=10, remeasure=False))
+    (cell,) = [c for c in res.cells if c.runtime == "ort-cpu" and c.format == "onnx"]
+    assert cell.ok and not cell.stable and cell.stability.attempts == 1
+    assert any(f.startswith("noisy") for f in cell.flags), cell.flags
+    assert res.settings.remeasure is False
