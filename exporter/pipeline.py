@@ -14,7 +14,7 @@ from exporter.export import ExportOptions, check_output_dir, export
 from exporter.evaluation import eval_tensors_file
 from exporter.inputs import load_inputs
 from exporter.options import ParityOptions
-from exporter.parity_gate import require_parity, run_parity
+from exporter.parity_gate import peer_failures, require_parity, run_parity
 from exporter.progress import SILENT, Reporter
 from exporter.report import render_report
 from exporter.variants import default_comparisons, default_variants
@@ -67,8 +67,7 @@ def run(opts: RunOptions, reporter: Reporter = SILENT,
     reporter.say("[4/4] report")
     report = render_report(out)
     outcome = RunOutcome(manifest, parity, results, report)
-    say_peers = [r for r in parity if r.peer and not r.passed and not opts.parity.strict_peers]
-    for r in say_peers:
+    for r in peer_failures(parity, opts.parity.strict_peers):
         reporter.say(f"peer {r.path} is outside its parity tolerance: reported, not gated (--strict-peers gates it)")
     require_parity(parity, opts.parity.fail_on_degenerate, opts.parity.strict_peers)  # after the report: a failing run is still shown
     return outcome
