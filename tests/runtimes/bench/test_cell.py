@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from runtimes import registry
+from runtimes.bench import stability
 from runtimes.bench.cell import CellSpec, run_cell, time_runs
 from runtimes.bench.results import Status
 from runtimes.errors import RuntimeUnavailable
@@ -113,7 +114,9 @@ def test_injected_noise_is_detected_and_re_measured(tiny_run_dir, monkeypatch):
     # CPU time is measured, and a loaded CI machine must not fail this test).
     assert cell.status is Status.OK and cell.stability.attempts >= 2
     assert cell.stable or any("other processes" in r for r in cell.stability.reasons), cell.stability
-    assert cell.latency_ms.median < 10 and cell.flags == []  # the kept window is the clean one
+    assert cell.latency_ms.median < 10  # the kept window is a clean one (the disturbed median is over 10 ms)
+    # Flagged only if even the clean windows were disturbed, by another process on a loaded machine.
+    assert cell.flags == ([] if cell.stable else [stability.noisy_flag(cell.stability)]), cell.flags
     once = run_cell(dataclasses.replace(spec, attempts=1))  # no second chance: flagged, figures kept
     assert not once.stable and once.stability.attempts == 1
     assert once.flags[0].startswith("noisy: still unstable after 1 timed window (p90/median")

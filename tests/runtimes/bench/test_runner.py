@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from runtimes.bench import sizes as sizes_mod
+from runtimes.bench import stability
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import RESULTS_CSV_NAME, RESULTS_NAME, Status, read_results
 from runtimes.bench.runner import bench
@@ -129,11 +130,12 @@ def test_modified_artifact_is_refused_and_nothing_written(run_dir):
 def test_hanging_cell_times_out_and_crashing_cell_is_recorded(run_dir, fast_zstd, monkeypatch):
     monkeypatch.setenv("SHRINKWRAP_TEST_CELL_SLEEP", "eager=60")
     monkeypatch.setenv("SHRINKWRAP_TEST_CELL_CRASH", "torchscript")
-    res = bench(run_dir, opts(runtimes=("eager", "torchscript", "ort-cpu"), batches=(1,), timeout_s=4))
+    # 10 s: a healthy cell starts, loads and times well within it even with another job on a core.
+    res = bench(run_dir, opts(runtimes=("eager", "torchscript", "ort-cpu"), batches=(1,), timeout_s=10))
     by = {(c.runtime, c.format): c for c in res.cells}
     hung = by[("eager", "eager")]
-    assert hung.status is Status.ERROR and hung.reason == "timed out after 4 s"
-    assert 3.5 < hung.wall_s < 30 and hung.precision == "fp32"
+    assert hung.status is Status.ERROR and hung.reason == "timed out after 10 s"
+    assert 9.5 < hung.wall_s < 40 and hung.precision == "fp32"
     crashed = by[("torchscript", "torchscript")]
     assert crashed.status is Status.ERROR
     assert crashed.reason == "cell process exited with status 70: simulated crash (SHRINKWRAP_TEST_CELL_CRASH)"
@@ -160,7 +162,12 @@ def test_a_cell_still_noisy_gets_a_fresh_process_at_the_end(run_dir, fast_zstd, 
     res = bench(run_dir, opts(runtimes=("ort-cpu",), batches=(1,), attempts=1, min_iters=10))
     (cell,) = [c for c in res.cells if c.runtime == "ort-cpu" and c.format == "onnx"]
     assert (tmp_path / "disturbed-once").exists()  # the first process was disturbed
-    assert cell.stable and cell.stability.attempts == 2 and cell.flags == []
+    assert cell.stability.attempts == 2  # a second, fresh process timed it
+    if cell.stable:  # the clean second process was kept (the disturbed median is over 10 ms)
+        assert cell.latency_ms.median < 10 and cell.flags == []
+    else:  # only when the machine itself was busy during the second process too, and then it says so
+        assert any("other processes" in r for r in cell.stability.reasons), cell.stability
+        assert cell.flags == [stability.noisy_flag(cell.stability)], cell.flags
     assert res.settings.attempts == 1
 
 
