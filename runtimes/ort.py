@@ -95,6 +95,7 @@ class OrtRuntime(BoundRun, Describes, Interleaves, LayerOutputs):
     formats = (Format.ONNX,)
     reference_for: tuple[str, ...] = ()
     framework = "onnxruntime"
+    preload = ("onnxruntime",)
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = check_threads(threads)

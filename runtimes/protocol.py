@@ -10,6 +10,8 @@ Each runtime class *declares* what it is, as class attributes::
         formats = (Format.ONNX,)       # the artifact formats it runs
         reference_for = (Format.ONNX,) # it checks parity of, and loads by default, these formats
         framework = "onnxruntime"      # whose kernels run (the report groups flags by it)
+        preload = ("onnxruntime",)     # optional: what its bench cells import, once per sweep
+                                       # (runtimes.bench.launch forks each cell from a server that did)
 
 and it implements the optional capabilities it has by inheriting their
 protocols (:class:`BoundRun`, :class:`SelfTimed`, :class:`BatchedEval`,
@@ -174,6 +176,7 @@ class RuntimeSpec:
     capabilities: tuple[str, ...]  # names of the capability protocols the class implements
     cls: type
     description: str
+    preload: tuple[str, ...] = ()  # modules its bench cells import, imported once by the sweep's cell server
 
     def create(self, threads: int | None = None) -> Runtime:
         return self.cls(threads)
@@ -207,7 +210,7 @@ def register_runtime(cls: type) -> type:
         name=name, device=cls.device, formats=formats, reference_for=reference_for,
         framework=cls.framework,
         capabilities=tuple(p.__name__ for p in CAPABILITIES if issubclass(cls, p)),
-        cls=cls, description=doc[0] if doc else "")
+        cls=cls, description=doc[0] if doc else "", preload=tuple(getattr(cls, "preload", ())))
     return cls
 
 

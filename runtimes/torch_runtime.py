@@ -37,6 +37,9 @@ class TorchRuntime(BoundRun, Describes, Interleaves):
     """Common load/run logic; subclasses declare the format and build the module (``_build``)."""
 
     framework: ClassVar[str] = "pytorch"
+    # ``import torch`` is 2-3 s of every fresh cell process on a 2-core machine; torchvision is what
+    # unpickling an eager artifact imports next.
+    preload: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
     name: ClassVar[str]
     device: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]

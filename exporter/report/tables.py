@@ -57,7 +57,7 @@ def method(ctx: ReportContext) -> str:
     ran = s.runtimes or registry.runtime_names()  # records written before settings named them
     lines = [
         "## Method", "",
-        "- Every cell (artifact × runtime × batch) runs in its own fresh subprocess, under a "
+        "- Every cell (artifact × runtime × batch) runs in a process of its own, under a "
         f"timeout of {_setting(s.timeout_s)} s.",
         f"- {_setting(s.warmup)} untimed warm-up runs, then timed runs until both "
         f"{_setting(s.min_time_s)} s and {_setting(s.min_iters)} iterations are reached "

@@ -1,6 +1,8 @@
 """The benchmark sweep: every artifact × runtime × batch of the grid, one subprocess per cell.
 
-Each cell runs ``python -m runtimes.bench.cell`` under a timeout; a hang, a crash
+Each cell runs ``python -m runtimes.bench.cell`` in a process of its own, started by
+:mod:`runtimes.bench.launch` (forked from a server that imported torch once, when the
+sweep's runtimes declare it), under a timeout; a hang, a crash
 or a runtime that cannot run here becomes an ``error``/``skipped`` cell with a
 reason and the sweep goes on, so ``results.json`` never has silent gaps.
 Pathological cells are flagged from the data (:mod:`runtimes.bench.flags`).
@@ -12,9 +14,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -26,6 +25,7 @@ from runtimes.bench.cell import CellSpec
 from runtimes.bench.compare import CompareSpec, comparable
 from runtimes.bench.environment import collect_environment
 from runtimes.bench.flags import flag_cells, share_accuracy
+from runtimes.bench.launch import Launcher, TimedOut, launcher
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Comparison, Results,
                                     SizeRecord, Status, write_results)
@@ -64,37 +64,20 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     batches = list(opts.batches)
 
     env = collect_environment(opts.threads)
-    child_env = _child_env(opts.threads)
-    sizes: dict[str, SizeRecord] = {}
-    total = len(entries) * len(batches) + len(comparisons)
-    cells: list[Cell] = []
-    for entry in entries:
-        rec = entry.record
-        size = sizes.get(rec.path) or sizes.setdefault(rec.path, size_record(run_dir, rec))
-        pre = grid.precheck(entry, opts.threads)
-        for batch in batches:
-            if pre is not None:
-                cell = dataclasses.replace(pre, batch=batch)
-            else:
-                # Accuracy does not depend on the batch size: measure it once, at the largest.
-                evaluate = eval_tensors is not None and batch == max(batches)
-                spec = CellSpec(run_dir.resolve(), rec.variant, rec.format, entry.runtime.name, batch,
-                                opts.threads, opts.min_time_s, opts.min_iters, opts.warmup,
-                                opts.max_time_s, Path(eval_tensors).resolve() if evaluate else None,
-                                imports=_plugin_modules(entry), attempts=opts.attempts)
-                cell = spawn_cell(spec, opts.timeout_s, child_env, entry)
-            cell = dataclasses.replace(cell, size=size)
-            cells.append(cell)
+    # One preloading server for the whole sweep (runtimes.bench.launch): each cell is still a process of its own.
+    preload = tuple(dict.fromkeys(m for s in specs for m in s.preload)) if opts.fork_cells else ()
+    with launcher(_child_env(opts.threads), preload) as launch:
+        cells = measure_cells(run_dir, entries, batches, opts, eval_tensors, launch, progress,
+                              total=len(entries) * len(batches) + len(comparisons))
+        if opts.remeasure:
+            cells = remeasure_noisy(run_dir, cells, entries, batches, launch, opts)
+        compared: list[Comparison] = []
+        for cspec in comparisons:
+            skipped = precheck_comparison(cspec, manifest)
+            compared.append(skipped or spawn_comparison(cspec, opts.timeout_s, launch))
             if progress is not None:
-                progress(len(cells), total, cell)
-    if opts.remeasure:
-        cells = remeasure_noisy(run_dir, cells, entries, batches, child_env, opts)
-    compared: list[Comparison] = []
-    for cspec in comparisons:
-        skipped = precheck_comparison(cspec, manifest)
-        compared.append(skipped or spawn_comparison(cspec, opts.timeout_s, child_env))
-        if progress is not None:
-            progress(len(cells) + len(compared), total, compared[-1])
+                progress(len(cells) + len(compared), len(entries) * len(batches) + len(comparisons),
+                         compared[-1])
 
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION,
@@ -111,14 +94,50 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
                "accuracy: the last eval batch is run as is (smaller), not padded",
                f"accuracy: measured once per artifact and runtime, at batch {max(batches)}; "
-               "the other batch rows of that pair show the same figures"],
+               "the other batch rows of that pair show the same figures",
+               launch_note(preload)],
     )
     write_results(run_dir, results)
     return results
 
 
+def measure_cells(run_dir: Path, entries: list[grid.GridEntry], batches: list[int], opts: BenchOptions,
+                  eval_tensors: Path | None, launch: Launcher, progress: Progress | None,
+                  total: int) -> list[Cell]:
+    """One cell per grid entry and batch, in order; a precheck's ``skipped`` cell spawns nothing."""
+    sizes: dict[str, SizeRecord] = {}
+    cells: list[Cell] = []
+    for entry in entries:
+        rec = entry.record
+        size = sizes.get(rec.path) or sizes.setdefault(rec.path, size_record(run_dir, rec))
+        pre = grid.precheck(entry, opts.threads)
+        for batch in batches:
+            if pre is not None:
+                cell = dataclasses.replace(pre, batch=batch)
+            else:
+                # Accuracy does not depend on the batch size: measure it once, at the largest.
+                evaluate = eval_tensors is not None and batch == max(batches)
+                spec = CellSpec(run_dir.resolve(), rec.variant, rec.format, entry.runtime.name, batch,
+                                opts.threads, opts.min_time_s, opts.min_iters, opts.warmup,
+                                opts.max_time_s, Path(eval_tensors).resolve() if evaluate else None,
+                                imports=_plugin_modules(entry), attempts=opts.attempts)
+                cell = spawn_cell(spec, opts.timeout_s, launch, entry)
+            cell = dataclasses.replace(cell, size=size)
+            cells.append(cell)
+            if progress is not None:
+                progress(len(cells), total, cell)
+    return cells
+
+
+def launch_note(preload: tuple[str, ...]) -> str:
+    if not preload:
+        return "cell processes: each a fresh Python interpreter"
+    return (f"cell processes: each forked from one server that had imported {', '.join(preload)} and run "
+            "nothing else (runtimes.bench.launch)")
+
+
 def remeasure_noisy(run_dir: Path, cells: list[Cell], entries: list[grid.GridEntry], batches: list[int],
-                    child_env: dict[str, str], opts: BenchOptions) -> list[Cell]:
+                    launch: Launcher, opts: BenchOptions) -> list[Cell]:
     """Give every cell still unstable after its own timed windows one more fresh process, now,
     minutes after the first: a burst of load rarely lasts that long. The better of the two
     (a stable one, else the faster) is kept, and it says how many windows it took in all."""
@@ -130,7 +149,7 @@ def remeasure_noisy(run_dir: Path, cells: list[Cell], entries: list[grid.GridEnt
         spec = CellSpec(run_dir.resolve(), cell.variant, cell.format, cell.runtime, cell.batch, opts.threads,
                         opts.min_time_s, opts.min_iters, opts.warmup, opts.max_time_s, None,
                         imports=_plugin_modules(entry), attempts=opts.attempts)
-        again = spawn_cell(spec, opts.timeout_s, child_env, entry)
+        again = spawn_cell(spec, opts.timeout_s, launch, entry)
         if not again.ok or again.stability is None:
             continue
         keep = again if stability.better(again.stability, again.median, cell.stability, cell.median) else cell
@@ -152,39 +171,33 @@ def _plugin_modules(entry: grid.GridEntry) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- one cell
 
-def spawn_record(module: str, argv: list[str], cls: type[T], timeout_s: float, env: dict[str, str]) -> T | str:
-    """Run ``python -m module argv`` in a fresh interpreter and read the typed JSON record it prints
+def spawn_record(module: str, argv: list[str], cls: type[T], timeout_s: float, launch: Launcher) -> T | str:
+    """Run ``python -m module argv`` in a process of its own and read the typed JSON record it prints
     last; a timeout, a crash or unreadable output is returned as the reason (a string)."""
-    cmd = [sys.executable, "-m", module, *argv]
-    # Own session, so a timeout kills the process and anything it spawned (libtorch-cpp's binary).
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
+        done = launch.run(module, argv, timeout_s)
+    except TimedOut:
         return f"timed out after {timeout_s:g} s"
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    if proc.returncode == 0 and lines:
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    if done.returncode == 0 and lines:
         try:
             return from_jsonable(cls, json.loads(lines[-1]))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             return f"unreadable output: {grid.one_line(exc)}"
-    err_lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    err_lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
     last = err_lines[-1] if err_lines else "no output"
-    return f"cell process exited with status {proc.returncode}: {last}"
+    return f"cell process exited with status {done.returncode}: {last}"
 
 
-def spawn_cell(spec: CellSpec, timeout_s: float, env: dict[str, str], entry: grid.GridEntry) -> Cell:
-    """Run one cell in a fresh interpreter; a timeout or crash becomes an ``error`` cell."""
+def spawn_cell(spec: CellSpec, timeout_s: float, launch: Launcher, entry: grid.GridEntry) -> Cell:
+    """Run one cell in a process of its own; a timeout or crash becomes an ``error`` cell."""
     started = time.perf_counter()
-    got = spawn_record("runtimes.bench.cell", spec.argv(), Cell, timeout_s, env)
+    got = spawn_record("runtimes.bench.cell", spec.argv(), Cell, timeout_s, launch)
     return got if isinstance(got, Cell) else _failed(entry, spec, got, started)
 
 
-def spawn_comparison(spec: CompareSpec, timeout_s: float, env: dict[str, str]) -> Comparison:
-    got = spawn_record("runtimes.bench.compare", spec.argv(), Comparison, timeout_s, env)
+def spawn_comparison(spec: CompareSpec, timeout_s: float, launch: Launcher) -> Comparison:
+    got = spawn_record("runtimes.bench.compare", spec.argv(), Comparison, timeout_s, launch)
     if isinstance(got, Comparison):
         return got
     device = registry.get_spec(spec.runtime).device
@@ -220,13 +233,6 @@ def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec]
                                            opts.threads, opts.min_time_s, opts.min_iters, opts.warmup))
                     break
     return out
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # it finished between the timeout and the kill
 
 
 def _failed(entry: grid.GridEntry, spec: CellSpec, reason: str, started: float) -> Cell:
