@@ -110,10 +110,11 @@ def test_injected_noise_is_detected_and_re_measured(tiny_run_dir, monkeypatch):
     spec = CellSpec(tiny_run_dir, "int8", "torchscript", "torchscript", 1, min_time_s=0.1, min_iters=10,
                     warmup=1)
     cell = run_cell(spec)
-    # Re-measured; the second window is stable unless the machine itself was busy (another process's
-    # CPU time is measured, and a loaded CI machine must not fail this test).
+    # Re-measured. The later windows carry no injected noise, but whether a sub-millisecond model's window
+    # passes p90/median <= 1.25 depends on the machine's own jitter (1.30 seen with no other process
+    # busy): what must hold is that the kept window is not the disturbed one, whose p90/median is > 10.
     assert cell.status is Status.OK and cell.stability.attempts >= 2
-    assert cell.stable or any("other processes" in r for r in cell.stability.reasons), cell.stability
+    assert cell.stable or cell.stability.spread < 3, cell.stability
     assert cell.latency_ms.median < 10  # the kept window is a clean one (the disturbed median is over 10 ms)
     # Flagged only if even the clean windows were disturbed, by another process on a loaded machine.
     assert cell.flags == ([] if cell.stable else [stability.noisy_flag(cell.stability)]), cell.flags
