@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: tests.support
 
-from exporter import channels
 from exporter.cli import app
-from runtimes.structure import build_float_model
+from exporter.compress import channels
+from runtimes.architectures import build_float_model
 from tests.support import trained
 
 LEVELS = (0.3, 0.5, 0.7)

@@ -28,7 +28,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from docs.family_study import FAMILIES  # noqa: E402
 from exporter.cli import app  # noqa: E402
-from exporter.models import get_model_spec  # noqa: E402
+from runtimes.architectures import get_model_spec  # noqa: E402
 from runtimes.parity import read_parity  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"

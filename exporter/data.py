@@ -17,8 +17,8 @@ import torch
 
 from exporter.errors import BadInputError, DataError
 from exporter.image_folder import list_image_folder
-from exporter.models import Preprocess
 from exporter.options import PreprocessOptions
+from runtimes.architectures import Preprocess
 
 
 

@@ -18,8 +18,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from exporter.models import Preprocess
 from exporter.progress import SILENT, Reporter
+from runtimes.architectures import Preprocess
 from runtimes.manifest import Manifest
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from exporter.builders.base import BuiltVariant
+from exporter.compress.unstructured import sparsity_shortfall
 from exporter.data import synthetic_images
 from exporter.evaluation import model_logits
 from exporter.errors import BadInputError
@@ -32,7 +33,6 @@ from exporter.inputs import SYNTHETIC, Inputs, load_inputs
 from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
                               PreprocessOptions)
 from exporter.progress import SILENT, Reporter
-from exporter.pruning import sparsity_shortfall
 from exporter.variants import VariantSpec, check_request, default_variants, parse_variants
 from runtimes.manifest import (COMPARE_WITH, INPUT_NAME, MANIFEST_NAME, OUTPUT_NAME, SCHEMA_VERSION,
                                ArtifactRecord, Format, InputSpec, Manifest, write_manifest)

@@ -12,10 +12,11 @@ import torch
 
 from exporter.data import load_image_folder, make_preprocess, synthetic_images
 from exporter.evaluation import EvalSet, decode_eval_set
-from exporter.models import LoadedModel, Preprocess, load_model, settle_batchnorm_on_images
+from exporter.models import LoadedModel, load_model, settle_batchnorm_on_images
 from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, PreprocessOptions
 from exporter.progress import SILENT, Reporter
 from exporter.recipe import Recipe
+from runtimes.architectures import Preprocess
 
 SYNTHETIC = "synthetic"
 

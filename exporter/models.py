@@ -1,19 +1,15 @@
-"""Models: the registry of torchvision classifiers, and loading one with ImageNet, random or checkpoint weights.
+"""Weights: a model of the catalogue loaded with ImageNet, random or checkpoint weights.
 
-The registry is derived from torchvision's own (``list_models``,
-``get_model_weights``): every classifier torchvision registers is a
-:class:`ModelSpec` with its family, its INT8 lane (or none) and its default
-input size from its weights' own transforms. Models with an INT8 lane are
-loaded into torchvision's *quantizable* variant of the architecture (same
-parameter names as the plain model), so every variant starts from one float
-module.
+Which architectures exist, what each one is (:class:`~runtimes.architectures.ModelSpec`)
+and how one is built all live in :mod:`runtimes.architectures`, which the runtimes use
+too; this module only adds weights to the model built there, and says which
+classifier a foreign checkpoint fits.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import pickle
 import urllib.error
 from dataclasses import dataclass
@@ -22,60 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from exporter.batchnorm import recalibrate_batchnorm
+from exporter.compress.batchnorm import recalibrate_batchnorm
 from exporter.errors import WeightsError
-from runtimes import quant_lanes, structure
-from runtimes.quant_lanes.fx_graph import refusal
+from runtimes import architectures
+from runtimes.architectures import ModelSpec, Preprocess
+from runtimes.classifier import classifier_name
 from runtimes.errors import BadInputError
 from runtimes.manifest import WeightsRecord
 from runtimes.records import sha256_file
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    resize: int
-    crop: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-IMAGENET_PREPROCESS = Preprocess(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-IMAGENET_WEIGHTS = "IMAGENET1K_V1"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str  # torchvision's module of the builder: resnet, mobilenetv3, efficientnet, ...
-    quant_lane: str | None  # the INT8 lane's name (runtimes.quant_lanes): "eager", "fx"; None: float variants only
-    preprocess: Preprocess  # from the ImageNet weights' own transforms (e.g. 299 px for inception_v3)
-    weights: str  # the torchvision weights `--weights imagenet` loads
-    num_classes: int
-    no_lane_reason: str | None = None  # why no INT8 lane covers it
-
-
-def _spec(name: str) -> ModelSpec:
-    import torchvision.models as tvm
-
-    enum_cls = tvm.get_model_weights(name)
-    w = getattr(enum_cls, IMAGENET_WEIGHTS, None) or enum_cls.DEFAULT
-    t = w.transforms()
-    pre = Preprocess(int(t.resize_size[0]), int(t.crop_size[0]), tuple(t.mean), tuple(t.std))
-    family = tvm.get_model_builder(name).__module__.rsplit(".", 1)[-1]
-    lane = quant_lanes.lane_for(name)
-    return ModelSpec(name, family, lane.name if lane else None, pre, f"{enum_cls.__name__}.{w.name}",
-                     len(w.meta["categories"]), None if lane else refusal(name))
-
-
-@functools.lru_cache(maxsize=None)
-def get_model_spec(name: str) -> ModelSpec:
-    structure.check_model(name)
-    return _spec(name)
-
-
-def model_specs() -> list[ModelSpec]:
-    """Every torchvision classifier, by name."""
-    return [get_model_spec(n) for n in structure.classifier_models()]
 
 
 @dataclass
@@ -90,14 +40,14 @@ class LoadedModel:
 def load_model(arch: str, weights: str, seed: int = 0) -> LoadedModel:
     """``weights`` is ``imagenet``, ``random`` or a path to a state_dict / checkpoint."""
     try:
-        spec = get_model_spec(arch)
+        spec = architectures.get_model_spec(arch)
     except BadInputError as exc:
         raise WeightsError(str(exc)) from None
     if weights == "imagenet":
         return _imagenet(spec)
     if weights == "random":
         torch.manual_seed(seed)
-        model = structure.build_float_model(arch, spec.num_classes)
+        model = architectures.build_float_model(arch, spec.num_classes)
         settle_batchnorm(model, spec.preprocess.crop, seed)
         return LoadedModel(arch, model, spec.num_classes, _random_record(seed, SYNTHETIC_BATCHNORM),
                            spec.preprocess)
@@ -164,7 +114,7 @@ def _imagenet(spec: ModelSpec) -> LoadedModel:
             f"cannot download {spec.weights} ({type(exc).__name__}: {exc}); "
             "this machine looks offline: pass --weights PATH (a state_dict or checkpoint you have) "
             "or --weights random (untrained)") from None
-    model = structure.build_float_model(spec.name, spec.num_classes)
+    model = architectures.build_float_model(spec.name, spec.num_classes)
     model.load_state_dict(state)
     rec = WeightsRecord(source="imagenet", trained=True, label=f"{spec.weights} (torchvision)", path=w.url)
     return LoadedModel(spec.name, model.eval(), spec.num_classes, rec, spec.preprocess)
@@ -194,12 +144,12 @@ def _checkpoint(spec: ModelSpec, path: Path) -> LoadedModel:
     metadata = getattr(found, "_metadata", None)
     if metadata is not None:
         state._metadata = type(metadata)((k.removeprefix("module."), v) for k, v in metadata.items())
-    cls_key = f"{structure.classifier_name(structure.build_float_model(arch, spec.num_classes))}.weight"
+    cls_key = architectures.classifier_weight_key(arch)
     if cls_key not in state or not isinstance(state[cls_key], torch.Tensor) or state[cls_key].dim() not in (2, 4):
         raise WeightsError(f"--weights {path}: no classifier weight {cls_key!r}: not a checkpoint of {arch}"
                            f"{_fits_instead(state, arch)}")
     num_classes = int(state[cls_key].shape[0])
-    model = structure.build_float_model(arch, num_classes)
+    model = architectures.build_float_model(arch, num_classes)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -250,7 +200,7 @@ def models_fitting(state: dict) -> list[str]:
 
     have = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
     found = []
-    for name in structure.classifier_models():
+    for name in architectures.classifier_models():
         try:
             with _empty_weights(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -259,7 +209,7 @@ def models_fitting(state: dict) -> list[str]:
         except Exception:  # noqa: BLE001 - a builder that cannot run without data is just not a candidate
             continue
         want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        head = structure.classifier_name(model)
+        head = classifier_name(model)
         if want.keys() == have.keys() and all(want[k] == have[k] or k.startswith(head + ".") for k in want):
             found.append(name)
     return found

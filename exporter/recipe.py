@@ -18,22 +18,23 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from exporter import quantize, reconstruct
 from exporter.builders.base import BuiltVariant, get_builder
+from exporter.compress import obs, quantize
+from exporter.compress.batchnorm import recalibrate_batchnorm
+from exporter.compress.unstructured import SYNTHETIC_WARNING, method_record, prune_as
 from exporter.data import batches
 from exporter.evaluation import EvalSet
-from exporter.models import LoadedModel, Preprocess
+from exporter.models import LoadedModel
 from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, CompressionOptions
 from exporter.progress import SILENT, Reporter
-from exporter.batchnorm import recalibrate_batchnorm
-from exporter.pruning import SYNTHETIC_WARNING, method_record, prune_as
 from exporter.variants import VariantSpec, get_variant
+from runtimes.architectures import Preprocess
 from runtimes.manifest import CalibMethod, FinetuneRecord, PruneMethod, PruneRecord, QuantRecord
 from runtimes import quant_lanes
 from runtimes.quant_engine import QUANT_BACKEND
 
 if TYPE_CHECKING:
-    from exporter.slimming import SlimModel
+    from exporter.compress.slim import SlimModel
 
 # The global allocation only ranks weights across layers; fewer images than the reconstruction suffice.
 ALLOCATION_IMAGES = 64
@@ -120,7 +121,7 @@ class Recipe:
             images = self.obs_images
             few = images[torch.linspace(0, len(images) - 1, min(ALLOCATION_IMAGES, len(images))).round().long()]
             t0 = time.perf_counter()
-            self._targets[key] = reconstruct.layer_targets(self.loaded.model, few, opts.sparsity, opts.scope.value)
+            self._targets[key] = obs.layer_targets(self.loaded.model, few, opts.sparsity, opts.scope.value)
             if opts.scope.value == "global":
                 self.reporter.say(f"obs: sparsity allocated over {len(self._targets[key])} layers from "
                                   f"{len(few)} images in {time.perf_counter() - t0:.1f} s")
@@ -141,7 +142,7 @@ class Recipe:
                 recalibrate_batchnorm(m, self.calib_images)
             finetune = None
             if opts.finetune.enabled and opts.sparsity > 0:
-                from exporter.distill import distill, masks_of
+                from exporter.compress.distill import distill, masks_of
 
                 # The zeros stay where pruning put them: only the kept weights learn.
                 finetune = distill(m, self.loaded.model, opts.finetune, self.preprocess, self.reporter,
@@ -159,7 +160,7 @@ class Recipe:
 
     def slimmed(self, opts: CompressionOptions) -> "SlimModel":
         """The channel-pruned, recovered float model for ``opts.channels`` (shared: do not modify it)."""
-        from exporter.slimming import slim
+        from exporter.compress.slim import slim
 
         key = (opts.channels, opts.finetune)
         if key not in self._slimmed:
@@ -177,7 +178,7 @@ class Recipe:
     def dense_macs(self) -> int:
         """Multiply-accumulates per image of the loaded model: what every variant with its structure runs."""
         if self._dense_macs is None:
-            from exporter.channels import count_macs_and_params
+            from exporter.compress.channels import count_macs_and_params
 
             self._dense_macs = count_macs_and_params(self.loaded.model, self.calib_images[:1])[0]
         return self._dense_macs

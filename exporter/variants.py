@@ -3,7 +3,7 @@
 A variant says *what* to build: a builder (:mod:`exporter.builders`) and its
 typed parameters, the precision, the formats to write, its role in the report,
 and whether it is in the default set. The builder says *how*, by composing the
-small steps of :mod:`exporter.quantize` and :mod:`exporter.prune`.
+small steps of :mod:`exporter.compress.quantize` and :mod:`exporter.compress.magnitude`.
 
 Adding a variant is one :func:`register_variant` call below (and, when no
 existing builder fits, one builder module).
@@ -135,9 +135,9 @@ def needs_eval(spec: VariantSpec) -> bool:
 def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool) -> None:
     """Refuse, with one line, a set of variants that cannot be built as asked: a model a
     requested builder cannot build, a missing comparison variant, a budget without eval data."""
-    from runtimes import structure
+    from runtimes import architectures, structure
 
-    structure.check_model(model)
+    architectures.check_model(model)
     names = {s.name for s in specs}
     for spec in specs:
         if get_builder(spec.builder).quantizes:

@@ -115,7 +115,7 @@ class SparsityRecord:
     zeros: int
     total: int
     per_layer: list[LayerSparsity] = field(default_factory=list)
-    shortfall: str | None = None  # why ``achieved`` is below ``requested`` (exporter.pruning.sparsity_shortfall)
+    shortfall: str | None = None  # why ``achieved`` is below ``requested`` (exporter.compress.unstructured.sparsity_shortfall)
 
 
 @dataclass(frozen=True)

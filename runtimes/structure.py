@@ -6,22 +6,22 @@ the manifest record and loads the saved state_dict into it with
 ``torch.load(weights_only=True)``: nothing is ever unpickled as code, and the
 runtime needs no ``exporter`` import.
 
-Models come from torchvision's own registry (``list_models``). INT8 comes from
+Architectures come from :mod:`runtimes.architectures` (torchvision's own registry). INT8 comes from
 the model's *lane* (:mod:`runtimes.quant_lanes`): eager-mode PTQ on torchvision's
 quantizable builders, FX graph-mode PTQ for the other CNN families. Both APIs are
 deprecated in favour of torchao/pt2e; the steps are isolated in the lanes and in
-``exporter.quantize``.
+``exporter.compress.quantize``.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Iterable
 
 import torch
 from torch import nn
 
 from runtimes import quant_lanes
+from runtimes.architectures import build_float_model, check_model
 from runtimes.classifier import classifier_name  # noqa: F401  (re-exported: part of the structure API)
 from runtimes.errors import BadInputError
 from runtimes.manifest import Precision
@@ -29,38 +29,6 @@ from runtimes.modules import Float32IO
 from runtimes.quant_engine import QUANT_BACKEND, QUANT_ENGINE, set_quantized_engine  # noqa: F401
 from runtimes.quant_lanes.base import qconfig  # noqa: F401  (re-exported)
 from runtimes.quant_lanes.eager_mode import eager_lane_models  # noqa: F401  (re-exported)
-
-
-@functools.lru_cache(maxsize=1)
-def classifier_models() -> tuple[str, ...]:
-    """Every image classifier torchvision registers, sorted."""
-    import torchvision.models as tvm
-
-    return tuple(sorted(tvm.list_models(module=tvm)))
-
-
-def check_model(arch: str) -> str:
-    if arch not in classifier_models():
-        raise BadInputError(f"unknown or unsupported model {arch!r}: not one of torchvision's image classifiers "
-                            f"(detection, segmentation, video and optical-flow models are not); the classifiers "
-                            f"are: {', '.join(classifier_models())}")
-    return arch
-
-
-def build_float_model(arch: str, num_classes: int) -> nn.Module:
-    """An untrained float model in eval mode, in the structure of the model's INT8 lane.
-
-    Models of the eager lane are built from their quantizable builder (same parameter names
-    as the plain model; QuantStub/DeQuantStub are identity until prepared), so that every
-    variant of a run starts from one float module; the others from the plain builder.
-    """
-    check_model(arch)
-    lane = quant_lanes.lane_for(arch)
-    if lane is not None:
-        return lane.float_model(arch, num_classes)
-    import torchvision.models as tvm
-
-    return tvm.get_model(arch, weights=None, num_classes=num_classes).eval()
 
 
 def quant_lane(arch: str) -> quant_lanes.QuantLane:

@@ -14,7 +14,7 @@ from pathlib import Path
 from exporter.analysis.records import SensitivityReport, SweepReport, write_sensitivity, write_sweep
 from exporter.analysis.sensitivity import layer_sensitivity
 from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES, run_sweep
-from exporter import prune, reconstruct
+from exporter.compress import magnitude, obs
 from exporter.data import synthetic_images
 from exporter.errors import BadInputError
 from exporter.evaluation import EvalSet
@@ -94,8 +94,8 @@ def sensitivity(opts: AnalysisOptions, reporter: Reporter = SILENT) -> Sensitivi
     prune_layer = None
     if opts.compression.method is PruneMethod.OBS:
         def prune_layer(model, name: str, sparsity: float) -> None:
-            targets = {w.name: (sparsity if w.name == name else 0.0) for w in prune.prunable_weights(model)}
-            reconstruct.reconstruct(model, recipe.obs_images, sparsity, targets=targets)
+            targets = {w.name: (sparsity if w.name == name else 0.0) for w in magnitude.prunable_weights(model)}
+            obs.reconstruct(model, recipe.obs_images, sparsity, targets=targets)
 
     report = layer_sensitivity(recipe.loaded.model, recipe.calibrated(False), ev, opts.compression.sparsity,
                                recipe.loaded.arch, say=reporter.say, prune_layer=prune_layer)

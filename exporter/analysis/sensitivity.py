@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from exporter import prune, quantize
 from exporter.analysis.records import LayerSensitivity, SensitivityReport
+from exporter.compress import magnitude, quantize
 from exporter.evaluation import EvalSet, accuracy, model_logits
 from exporter.options import check_sparsity
 from runtimes.metrics import sqnr_db
@@ -59,7 +59,7 @@ def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, e
     everything_float = quantize.convert(quantize.with_float_layers(prepared, layers))
     base_logits = model_logits(everything_float, ev.images)
     base_sq, base_top1, _ = _score(base_logits, ref, ev, fp32_top1)
-    weights = {w.name: w for w in prune.prunable_weights(float_model)}
+    weights = {w.name: w for w in magnitude.prunable_weights(float_model)}
     rows = []
     for i, name in enumerate(layers):
         say(f"sensitivity {i + 1}/{len(layers)}: {name}")
@@ -71,8 +71,8 @@ def layer_sensitivity(float_model: torch.nn.Module, prepared: torch.nn.Module, e
             if prune_layer is not None:  # e.g. OBS: this layer alone, reconstructed from calibration images
                 prune_layer(pruned, _weight_name(name, weights), sparsity)
             else:
-                target = [w for w in prune.prunable_weights(pruned) if w.name == _weight_name(name, weights)]
-                prune.apply_masks(target, prune.compute_masks(prune.l1_scores(target), sparsity, "layer"))
+                target = [w for w in magnitude.prunable_weights(pruned) if w.name == _weight_name(name, weights)]
+                magnitude.apply_masks(target, magnitude.compute_masks(magnitude.l1_scores(target), sparsity, "layer"))
             p_sq, p_top1, p_drop = _score(model_logits(pruned, ev.images), ref, ev, fp32_top1)
         n_params = int(weights[_weight_name(name, weights)].magnitudes().numel())
         rows.append(LayerSensitivity(name, n_params, q_sq, q_top1, q_drop, p_sq, p_top1, p_drop))

@@ -1,7 +1,7 @@
 """What a variant builder is, what it returns, and the builder registry.
 
 A builder turns the loaded float model into one variant's eager module, by
-composing the steps of :mod:`exporter.quantize` and :mod:`exporter.prune`, and
+composing the steps of :mod:`exporter.compress.quantize` and :mod:`exporter.compress.magnitude`, and
 records what it did. It gets everything shared (the model, the calibration
 images, cached calibrations, the eval set) from a :class:`BuildContext`
 (implemented by :class:`exporter.recipe.Recipe`), and its own typed parameters
@@ -24,7 +24,7 @@ from exporter.options import CompressionOptions
 from exporter.progress import Reporter
 from runtimes.errors import BadInputError
 if TYPE_CHECKING:
-    from exporter.slimming import SlimModel
+    from exporter.compress.slim import SlimModel
 from runtimes.manifest import ChannelRecord, FinetuneRecord, PruneRecord, QuantRecord, SparsityRecord
 
 

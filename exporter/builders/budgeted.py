@@ -15,10 +15,10 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from exporter import prune, quantize
 from exporter.analysis.sensitivity import layer_sensitivity
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
 from exporter.builders.quantized import build_int8
+from exporter.compress import magnitude, quantize
 from exporter.errors import BadInputError
 from exporter.evaluation import EvalSet, accuracy, model_logits
 from exporter.options import CompressionOptions
@@ -84,7 +84,7 @@ def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: Compres
     def trial(keep: list[str], sparsity: float) -> AutoStep:
         model = quantize.convert(quantize.with_float_layers(prepared, keep) if keep else prepared)
         if sparsity > 0:
-            prune.prune_model(model, sparsity, opts.scope.value)
+            magnitude.prune_model(model, sparsity, opts.scope.value)
         top1 = accuracy(model_logits(model, ev.images), ev.labels)[0]
         step = AutoStep(list(keep), sparsity, top1, fp32_top1 - top1, fp32_top1 - top1 <= max_drop)
         steps.append(step)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from exporter import prune
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
+from exporter.compress import magnitude
 from exporter.formats.onnx import to_float16
 from exporter.options import CompressionOptions
 from runtimes.manifest import PruneRecord, QuantRecord
@@ -25,8 +25,8 @@ class FloatParams(BuilderParams):
 def finish(model: torch.nn.Module, quant: QuantRecord, pruning: PruneRecord, **extra) -> BuiltVariant:
     """Measure what was built (sparsity from the stored weights, parameter counts) into its record."""
     model.eval()
-    sparsity = prune.measure_sparsity(model, pruning.requested)
-    params, nonzero = prune.count_params(model)
+    sparsity = magnitude.measure_sparsity(model, pruning.requested)
+    params, nonzero = magnitude.count_params(model)
     return BuiltVariant(model, quant, pruning, sparsity, params, nonzero, **extra)
 
 

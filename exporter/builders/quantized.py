@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from exporter import quantize
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
 from exporter.builders.floating import finish
+from exporter.compress import quantize
 from exporter.options import CompressionOptions
 from runtimes import structure
 from runtimes.manifest import PruneOrder

@@ -1,6 +1,6 @@
 """Slim variants: channel-pruned (whole channels removed, then recovered), in FP32 or static INT8.
 
-The slimmed float model comes from the recipe (:mod:`exporter.slimming`: remove
+The slimmed float model comes from the recipe (:mod:`exporter.compress.slim`: remove
 channels → refit → BatchNorm re-estimation → distillation when asked), shared by
 both variants; ``int8-slim`` is calibrated on the slim model itself, so its
 activation ranges are the slim network's.
@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from exporter import quantize
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
 from exporter.builders.floating import finish
+from exporter.compress import quantize
 from exporter.options import CompressionOptions
 from runtimes.manifest import PruneRecord, QuantRecord
 

@@ -24,7 +24,7 @@ def variants() -> None:
 @cli_errors
 def models() -> None:
     """List torchvision's classifiers: family, INT8 lane and default input size."""
-    from exporter.models import model_specs
+    from runtimes.architectures import model_specs
     from runtimes.quant_lanes import lane_named
 
     table = Table("model", "family", "INT8 lane", "input", "resize", "ImageNet weights", "why no INT8 lane")

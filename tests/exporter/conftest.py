@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from runtimes import structure
+from runtimes import architectures
 
 
 @pytest.fixture(scope="module")
 def float_model():
     torch.manual_seed(0)
-    return structure.build_float_model("resnet18", 10)
+    return architectures.build_float_model("resnet18", 10)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_auto_respects_its_budget_and_records_its_choices(trained_run):
 def test_an_untrained_model_fails_the_same_bar(dataset, tmp_path):
     import torch
 
-    from runtimes.structure import build_float_model
+    from runtimes.architectures import build_float_model
 
     torch.manual_seed(1)
     untrained = tmp_path / "untrained.pt"
@@ -106,8 +106,9 @@ def test_default_calibration_method_is_justified(dataset, capsys):
     from exporter.data import load_image_folder, make_preprocess
     from exporter.options import PreprocessOptions
     from exporter.evaluation import accuracy, model_logits
-    from exporter.models import IMAGENET_PREPROCESS, load_model
-    from exporter.quantize import quantize_static
+    from exporter.models import load_model
+    from runtimes.architectures import IMAGENET_PREPROCESS
+    from exporter.compress.quantize import quantize_static
     from runtimes.metrics import sqnr_db
 
     pre = make_preprocess(IMAGENET_PREPROCESS, PreprocessOptions(32, 32, trained.MEAN, trained.STD))

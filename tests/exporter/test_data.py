@@ -8,7 +8,7 @@ from exporter.cli.options import preprocess_options
 from exporter.data import load_image_folder, make_preprocess, synthetic_images
 from exporter.options import PreprocessOptions
 from exporter.errors import BadInputError, DataError
-from exporter.models import IMAGENET_PREPROCESS
+from runtimes.architectures import IMAGENET_PREPROCESS
 
 PRE = make_preprocess(IMAGENET_PREPROCESS, PreprocessOptions(resize=40, input_size=32))
 

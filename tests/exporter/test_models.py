@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from exporter.errors import WeightsError
-from exporter.models import IMAGENET_PREPROCESS, load_model
-from runtimes.structure import build_float_model
+from exporter.models import load_model
+from runtimes.architectures import build_float_model
 
 
 def test_random_weights_are_labelled_untrained():
@@ -98,27 +98,6 @@ def test_missing_file_and_unknown_model(tmp_path):
 def test_resnet50_builds():
     lm = load_model("resnet50", "random")
     assert lm.model.fc.in_features == 2048
-
-
-def test_registry_is_torchvisions_own():
-    import torchvision.models as tvm
-
-    from exporter.models import get_model_spec, model_specs
-
-    specs = {m.name: m for m in model_specs()}
-    assert set(specs) == set(tvm.list_models(module=tvm))
-    eager = {n for n, m in specs.items() if m.quant_lane == "eager"}
-    quantizable = {n.removeprefix("quantized_") for n in tvm.list_models(module=tvm.quantization)}
-    assert eager == {n for n in quantizable if not n.startswith("shufflenet")}
-    assert specs["efficientnet_b0"].quant_lane == specs["wide_resnet50_2"].quant_lane == "fx"
-    assert specs["shufflenet_v2_x1_0"].quant_lane == "fx"  # its quantizable builder's INT8 cannot become ONNX
-    refused = {n for n, m in specs.items() if m.quant_lane is None}
-    assert refused == {n for n in specs if n.startswith(("vit_", "maxvit"))}
-    assert all(specs[n].no_lane_reason for n in refused)
-    # the default input size comes from the weights' own transforms
-    assert get_model_spec("inception_v3").preprocess.crop == 299
-    assert get_model_spec("resnet18").preprocess == IMAGENET_PREPROCESS
-    assert specs["mobilenet_v3_large"].family == "mobilenetv3"
 
 
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "squeezenet1_0"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtimes import structure
+from runtimes import architectures, structure
 from runtimes.quant_lanes import eager_mode
 from runtimes.manifest import (ArtifactRecord, Format, InputSpec, Manifest, Precision, PruneRecord,
                                QuantRecord, SparsityRecord, WeightsRecord, read_manifest, write_manifest)
@@ -103,7 +103,7 @@ def record(run_dir: Path, variant: str, fmt: Format, name: str, precision: Preci
 def build_tiny_run_dir(run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    fp32 = structure.build_float_model(ARCH, CLASSES)
+    fp32 = architectures.build_float_model(ARCH, CLASSES)
     params = sum(p.numel() for p in fp32.parameters())
     fp16 = structure.skeleton(ARCH, CLASSES, "fp16")
     fp16.inner.load_state_dict(fp32.state_dict())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from exporter.parity_gate import require_parity
-from runtimes import parity, structure
+from runtimes import architectures, parity
 from runtimes.errors import ArtifactError, BadInputError, ParityError
 from runtimes.manifest import verify_run_dir
 
@@ -92,7 +92,7 @@ def test_fp32_gate_scales_with_large_logits(copy_run_dir, rehash, tiny_inputs):
 
     run_dir = copy_run_dir()
     torch.manual_seed(0)
-    model = structure.build_float_model(ARCH, CLASSES)
+    model = architectures.build_float_model(ARCH, CLASSES)
     with torch.no_grad():
         model.fc.weight.mul_(1e5)
         model.fc.bias.mul_(1e5)

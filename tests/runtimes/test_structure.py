@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from runtimes import structure
+from runtimes import architectures, structure
 from runtimes.errors import BadInputError
 
 CLASSIFIERS = {"resnet18": "fc", "mobilenet_v2": "classifier.1", "mobilenet_v3_small": "classifier.3",
@@ -13,7 +13,7 @@ CLASSIFIERS = {"resnet18": "fc", "mobilenet_v2": "classifier.1", "mobilenet_v3_s
 
 @pytest.mark.parametrize("arch,name", CLASSIFIERS.items())
 def test_classifier_is_found_from_the_model(arch, name):
-    model = structure.build_float_model(arch, 7)
+    model = architectures.build_float_model(arch, 7)
     assert structure.classifier_name(model) == name
     out_features = getattr(model.get_submodule(name), "out_features", None) or \
         model.get_submodule(name).out_channels
@@ -21,9 +21,9 @@ def test_classifier_is_found_from_the_model(arch, name):
 
 
 def test_classifier_name_survives_quantization_and_keep_float():
-    from exporter import quantize
+    from exporter.compress import quantize
 
-    model = structure.build_float_model("resnet18", 10)
+    model = architectures.build_float_model("resnet18", 10)
     prepared = quantize.prepare_for_calibration(model, "minmax", keep=("fc",))
     quantize.calibrate(prepared, [torch.randn(2, 3, 32, 32)])
     converted = quantize.convert(prepared)
@@ -37,9 +37,9 @@ def test_lane_refusal_is_one_clear_line():
         structure.quantized_skeleton("vit_b_16", 10)
     assert "has no INT8 quantization lane" in str(exc.value) and "\n" not in str(exc.value)
     assert "MultiheadAttention" in str(exc.value)  # the reason
-    assert structure.build_float_model("vit_b_16", 3).heads.head.out_features == 3  # float still works
+    assert architectures.build_float_model("vit_b_16", 3).heads.head.out_features == 3  # float still works
     with pytest.raises(BadInputError, match="unknown or unsupported model"):
-        structure.build_float_model("resnet19", 3)
+        architectures.build_float_model("resnet19", 3)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -47,10 +47,10 @@ def test_a_channel_pruned_structure_is_rebuilt_from_its_shapes(precision):
     """The eager runtime rebuilds a slim variant from the recorded shapes alone and loads its state_dict."""
     import copy
 
-    from exporter import channels, quantize
+    from exporter.compress import channels, quantize
 
     torch.manual_seed(0)
-    model = structure.build_float_model("resnet18", 4).eval()
+    model = architectures.build_float_model("resnet18", 4).eval()
     images = torch.randn(4, 3, 32, 32)
     channels.remove_channels(model, images, 0.5, 8, channels.MAGNITUDE)
     shapes = channels.channel_shapes(model)

@@ -77,7 +77,7 @@ def load_tensors(root: Path, size: int = SIZE) -> tuple[torch.Tensor, torch.Tens
     pipeline (``--resize size --input-size size``), so a model trained on them sees what the CLI feeds it."""
     if size != SIZE:
         from exporter.data import load_image_folder, make_preprocess
-        from exporter.models import Preprocess
+        from runtimes.architectures import Preprocess
 
         loaded = load_image_folder(root, make_preprocess(Preprocess(size, size, MEAN, STD)))
         return loaded.images, loaded.labels
@@ -107,7 +107,8 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
     """Train ``arch`` (one output per class folder) in the structure of its INT8 lane and save its
     state_dict to ``out``; the recipe is :data:`RECIPES`' (AdamW with a zero head for a family without
     one; ``epochs`` overrides its epoch count)."""
-    from runtimes.structure import build_float_model, classifier_name
+    from runtimes.architectures import build_float_model
+    from runtimes.structure import classifier_name
 
     recipe_epochs, optimizer, lr, zero_head = RECIPES.get(arch, DEFAULT_RECIPE)
     epochs = epochs or recipe_epochs
@@ -139,7 +140,7 @@ def train(train_dir: Path, out: Path, epochs: int | None = None, seed: int = 0, 
             sched.step()
     # Precise BatchNorm: MobileNetV3 and EfficientNet keep running statistics with momentum 0.01, which a
     # few hundred steps leave far from the trained weights' activations.
-    from exporter.batchnorm import recalibrate_batchnorm
+    from exporter.compress.batchnorm import recalibrate_batchnorm
 
     recalibrate_batchnorm(model, x)
     model.eval()

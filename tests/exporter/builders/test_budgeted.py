@@ -7,11 +7,12 @@ from exporter.builders import budgeted
 from exporter.data import synthetic_images
 from exporter.errors import BadInputError
 from exporter.evaluation import EvalSet
-from exporter.models import IMAGENET_PREPROCESS, LoadedModel
+from exporter.models import LoadedModel
+from runtimes.architectures import IMAGENET_PREPROCESS
 from exporter.options import CompressionOptions
 from exporter.recipe import Recipe
 from runtimes.manifest import PruneMethod, WeightsRecord
-from runtimes.structure import build_float_model
+from runtimes.architectures import build_float_model
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ import torch
 import torch.ao.nn.quantized as nnq
 
 from exporter.data import synthetic_images
-from exporter.models import IMAGENET_PREPROCESS, LoadedModel
+from exporter.models import LoadedModel
+from runtimes.architectures import IMAGENET_PREPROCESS
 from exporter.options import ChannelOptions, CompressionOptions
 from exporter.recipe import Recipe
 from exporter.variants import get_variant
 from runtimes.manifest import WeightsRecord
-from runtimes.structure import build_float_model
+from runtimes.architectures import build_float_model
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from exporter.cli import app
+from runtimes.architectures import build_float_model
 from runtimes.manifest import read_manifest, write_manifest
 from runtimes.records import sha256_file
-from runtimes.structure import build_float_model
 from tests.conftest import SMALL
 
 runner = CliRunner()

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
 # Magnitude pruning: what differs between directories and process histories is serialization (paths, TorchScript's
 # type counters), not how weights are chosen; OBS gives bit-identical weights when run again in one process
-# (tests/exporter/test_reconstruct.py::test_an_identical_leading_model_is_reused) and costs a minute per export here.
+# (tests/exporter/compress/test_obs.py::test_an_identical_leading_model_is_reused) and costs a minute per export here.
 ARGS = ("--weights", "random", *SMALL, "--calib-images", "4", "--variants", "fp32,int8,fp16", "--skip-parity",
         "--prune-method", "magnitude")
 

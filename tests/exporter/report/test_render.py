@@ -43,10 +43,10 @@ def _save_references(run_dir: Path) -> np.ndarray:
     """fp32, int8, fp16 and mixed eager state_dicts whose classifiers are the fp32 one, half pruned."""
     import torch
 
-    from runtimes import structure
+    from runtimes import architectures, structure
 
     torch.manual_seed(0)
-    fp32 = structure.build_float_model("resnet18", 10)
+    fp32 = architectures.build_float_model("resnet18", 10)
     torch.save(fp32.state_dict(), run_dir / "fp32.eager.pt")
     w = fp32.fc.weight.detach().clone()
     pruned = torch.where(w.abs() < w.abs().median(), torch.zeros_like(w), w)

@@ -36,7 +36,7 @@ def pristine(tmp_path_factory) -> Path:
     """fp32 resnet18 (10 classes, 64x64): TorchScript, ONNX and the eager state_dict."""
     import torch
 
-    from runtimes.structure import build_float_model
+    from runtimes.architectures import build_float_model
 
     run_dir = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)

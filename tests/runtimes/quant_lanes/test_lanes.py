@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.ao.nn.quantized as nnq
 
-from exporter import quantize
-from runtimes import quant_lanes, structure
+from exporter.compress import quantize
+from runtimes import architectures, quant_lanes, structure
 from runtimes.errors import BadInputError, ShrinkwrapError
 from runtimes.quant_lanes.eager_mode import NOT_EAGER, eager_lane_models
 from runtimes.quant_lanes.fx_graph import REFUSED_FAMILIES
@@ -30,7 +30,7 @@ def calibrated(request):
     lane = quant_lanes.lane_named(request.param)
     arch = REPRESENTATIVE[request.param]
     torch.manual_seed(0)
-    model = structure.build_float_model(arch, 10)
+    model = architectures.build_float_model(arch, 10)
     assert quant_lanes.lane_for(arch) is lane and quant_lanes.lane_of(model) is lane
     images = torch.randn(16, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     prepared = quantize.prepare_for_calibration(model, "minmax")
@@ -96,7 +96,7 @@ def test_fx_lane_lists_what_runs_float():
 
 def _calibrated_fx():
     torch.manual_seed(0)
-    model = structure.build_float_model("efficientnet_b0", 10)
+    model = architectures.build_float_model("efficientnet_b0", 10)
     images = torch.randn(8, 3, SIZE, SIZE)
     prepared = quantize.prepare_for_calibration(model, "minmax")
     quantize.calibrate(prepared, [images])
@@ -104,7 +104,7 @@ def _calibrated_fx():
 
 
 def test_every_classifier_has_a_lane_or_a_one_line_reason():
-    for arch in structure.classifier_models():
+    for arch in architectures.classifier_models():
         lane = quant_lanes.lane_for(arch)
         family = quant_lanes.base.family(arch)
         if arch in eager_lane_models() and family not in NOT_EAGER:

@@ -7,7 +7,7 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 from torch import nn
 
-from exporter import quantize
+from exporter.compress import quantize
 from exporter.errors import BadInputError, ShrinkwrapError
 from runtimes import structure
 

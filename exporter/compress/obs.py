@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from exporter import prune
+from exporter.compress import magnitude
 from exporter.errors import BadInputError
 
 BLOCK = 128  # columns processed together (SparseGPT's lazy batch updates)
@@ -151,7 +151,7 @@ def _layout(module: nn.Module) -> tuple[int, int]:
     return 1, blocks
 
 
-def _weight_matrix(pw: prune.PrunableWeight) -> torch.Tensor:
+def _weight_matrix(pw: magnitude.PrunableWeight) -> torch.Tensor:
     """The weight as (parts, rows per part, columns per part) float32 (see :func:`_layout`); dequantized
     for INT8."""
     w = pw.module.weight().dequantize() if pw.kind == "int8" else pw.module.weight.detach()
@@ -162,7 +162,7 @@ def _weight_matrix(pw: prune.PrunableWeight) -> torch.Tensor:
     return w.reshape(groups, w.shape[0] // groups, -1).clone()
 
 
-def _columns(pw: prune.PrunableWeight) -> int:
+def _columns(pw: magnitude.PrunableWeight) -> int:
     """Inputs one output sees in one part: rows of that part's H."""
     w = pw.module.weight() if pw.kind == "int8" else pw.module.weight
     return int(w[0].numel()) // _layout(pw.module)[1]
@@ -254,7 +254,7 @@ def obs_prune_matrix(W: torch.Tensor, H: torch.Tensor, sparsity: float, grid: _G
     return W.float(), keep, damp, int(dead.sum()), loss
 
 
-def _stored(pw: prune.PrunableWeight) -> torch.Tensor:
+def _stored(pw: magnitude.PrunableWeight) -> torch.Tensor:
     """The weight as stored (a quantized tensor for INT8), detached and copied."""
     return pw.module.weight().clone() if pw.kind == "int8" else pw.module.weight.detach().clone()
 
@@ -268,7 +268,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
-def _restore(pw: prune.PrunableWeight, w: torch.Tensor) -> None:
+def _restore(pw: magnitude.PrunableWeight, w: torch.Tensor) -> None:
     if pw.kind == "int8":
         pw.module.set_weight_bias(w.clone(), pw.module.bias())
     else:
@@ -276,7 +276,7 @@ def _restore(pw: prune.PrunableWeight, w: torch.Tensor) -> None:
             pw.module.weight.copy_(w)
 
 
-def _write(pw: prune.PrunableWeight, W: torch.Tensor, keep: torch.Tensor) -> None:
+def _write(pw: magnitude.PrunableWeight, W: torch.Tensor, keep: torch.Tensor) -> None:
     """Store reconstructed weights: float in place; INT8 as integers on the unchanged scales."""
     if _layout(pw.module)[1] > 1:  # column blocks back side by side
         W, keep = W.permute(1, 0, 2).reshape(W.shape[1], -1), keep.permute(1, 0, 2).reshape(keep.shape[1], -1)
@@ -297,7 +297,7 @@ def _write(pw: prune.PrunableWeight, W: torch.Tensor, keep: torch.Tensor) -> Non
             p.copy_(torch.where(keep, W, torch.zeros_like(W)).reshape(p.shape).to(p.dtype))
 
 
-def _accumulate(model: nn.Module, targets: Sequence[prune.PrunableWeight], images: torch.Tensor,
+def _accumulate(model: nn.Module, targets: Sequence[magnitude.PrunableWeight], images: torch.Tensor,
                 batch: int, stop_after_last: bool) -> list[HessianAccumulator]:
     """Run the images through ``model`` and accumulate the Hessian of each target layer's input."""
     accs = [HessianAccumulator(t.module, _columns(t)) for t in targets]
@@ -345,7 +345,7 @@ class _Stream:
         self.gm = fx.symbolic_trace(model)
         self.chunks = [images[i:i + chunk] for i in range(0, len(images), chunk)]
 
-    def owner(self, weight: prune.PrunableWeight) -> str:
+    def owner(self, weight: magnitude.PrunableWeight) -> str:
         """The call_module node whose module holds this weight (a fused module holds its conv)."""
         for node in self.gm.graph.nodes:
             if node.op == "call_module":
@@ -400,7 +400,7 @@ class _Stream:
                     del env[arg]
 
 
-def allocate(model: nn.Module, weights: Sequence[prune.PrunableWeight], images: torch.Tensor, sparsity: float,
+def allocate(model: nn.Module, weights: Sequence[magnitude.PrunableWeight], images: torch.Tensor, sparsity: float,
              batch: int, cap: float = CAP) -> list[float]:
     """Per-layer sparsities for one global budget, ranked by OBS loss relative to each layer's output energy.
 
@@ -445,7 +445,7 @@ def allocate(model: nn.Module, weights: Sequence[prune.PrunableWeight], images: 
     return [t / n for t, n in zip(taken, sizes)]
 
 
-def _visit(model: nn.Module, weights: Sequence[prune.PrunableWeight], images: torch.Tensor, batch: int,
+def _visit(model: nn.Module, weights: Sequence[magnitude.PrunableWeight], images: torch.Tensor, batch: int,
            at: Callable[[int, Callable[[], torch.Tensor]], None]) -> None:
     """Call ``at(i, hessian)`` for every weight in forward order; ``hessian()`` gives H of its input as it
     is at that point (so ``at`` may modify weight ``i`` and every later layer sees the change).
@@ -485,7 +485,7 @@ def _visit(model: nn.Module, weights: Sequence[prune.PrunableWeight], images: to
 def layer_targets(model: nn.Module, images: torch.Tensor, sparsity: float, scope: str,
                   batch: int = 16) -> dict[str, float]:
     """Each prunable layer's sparsity (by name): uniform for ``layer``, allocated by OBS loss for ``global``."""
-    weights = prune.prunable_weights(model)
+    weights = magnitude.prunable_weights(model)
     if scope == "global":
         return dict(zip((w.name for w in weights), allocate(model, weights, images, sparsity, batch)))
     if scope == "layer":
@@ -510,8 +510,8 @@ def reconstruct(model: nn.Module, images: torch.Tensor, sparsity: float, scope: 
 
     t0 = time.perf_counter()
     report = ReconstructionReport(images=int(len(images)))
-    prune.check_sparsity(sparsity)
-    weights = prune.prunable_weights(model)
+    magnitude.check_sparsity(sparsity)
+    weights = magnitude.prunable_weights(model)
     if sparsity == 0.0 or not weights:
         return report
     model.eval()

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exporter.distill import DistillRecord, distill, masks_of
+from exporter.compress.distill import DistillRecord, distill, masks_of
 from exporter.errors import DataError
-from exporter.models import Preprocess
 from exporter.options import FinetuneOptions
+from runtimes.architectures import Preprocess
 from tests.support import trained
 
 PRE = Preprocess(resize=32, crop=32, mean=trained.MEAN, std=trained.STD)

@@ -32,9 +32,9 @@ from torch import nn
 from exporter.data import _decode
 from exporter.errors import DataError
 from exporter.image_folder import list_image_folder
-from exporter.models import Preprocess
 from exporter.options import FinetuneOptions
 from exporter.progress import SILENT, Reporter
+from runtimes.architectures import Preprocess
 from runtimes.manifest import FinetuneRecord
 
 # RandomResizedCrop's area range: the lower bound is above torchvision's 0.08 because a small student

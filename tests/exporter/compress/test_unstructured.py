@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from exporter.pruning import SHORTFALL_TOLERANCE, sparsity_shortfall
+from exporter.compress.unstructured import SHORTFALL_TOLERANCE, sparsity_shortfall
 from runtimes.manifest import LayerSparsity, PruneRecord, SparsityRecord
 from tests.conftest import run_cli
 

@@ -1,8 +1,8 @@
 """The slim recipe: remove channels, then recover, measuring what each step gives back.
 
-remove channels (:mod:`exporter.channels`) → BatchNorm re-estimation →
-least-squares refit of every layer whose inputs were pruned (:mod:`exporter.refit`) →
-distillation from the FP32 model when asked (:mod:`exporter.distill`). Each
+remove channels (:mod:`exporter.compress.channels`) → BatchNorm re-estimation →
+least-squares refit of every layer whose inputs were pruned (:mod:`exporter.compress.refit`) →
+distillation from the FP32 model when asked (:mod:`exporter.compress.distill`). Each
 step's effect is measured without labels, as top-1 agreement with the FP32
 model and the logits' SQNR against it, on calibration images the reconstruction
 did not use.
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from exporter import channels, refit
+from exporter.compress import channels, refit
+from exporter.compress.batchnorm import recalibrate_batchnorm
 from exporter.evaluation import model_logits
-from exporter.models import Preprocess
 from exporter.options import CompressionOptions
 from exporter.progress import SILENT, Reporter
-from exporter.batchnorm import recalibrate_batchnorm
+from runtimes.architectures import Preprocess
 from runtimes.manifest import ChannelLayer, ChannelRecord, FinetuneRecord, RecoveryStep
 from runtimes.metrics import sqnr_db, top1_agreement
 
@@ -56,7 +56,7 @@ def slim(teacher: nn.Module, calib_images: torch.Tensor, fit_images: torch.Tenso
          opts: CompressionOptions, preprocess: Preprocess, synthetic: bool,
          reporter: Reporter = SILENT) -> SlimModel:
     """``teacher`` with ``opts.channels.sparsity`` of its channels removed and recovered (teacher untouched)."""
-    from exporter.distill import distill  # training code: loaded only when a slim variant is built
+    from exporter.compress.distill import distill  # training code: loaded only when a slim variant is built
 
     c = opts.channels
     # Taylor importance needs real images; on synthetic ones their gradients rank nothing real.

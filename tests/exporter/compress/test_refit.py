@@ -7,9 +7,9 @@ import copy
 import torch
 from torch import nn
 
-from exporter import channels, refit
-from exporter.batchnorm import recalibrate_batchnorm
-from runtimes import structure
+from exporter.compress import channels, refit
+from exporter.compress.batchnorm import recalibrate_batchnorm
+from runtimes import architectures
 
 
 def _teacher_with_redundant_inputs() -> nn.Sequential:
@@ -73,7 +73,7 @@ def test_refit_matches_normalised_outputs_after_batchnorm_re_estimation():
 
 
 def test_following_batchnorm_pairs():
-    m = structure.build_float_model("resnet18", 4)
+    m = architectures.build_float_model("resnet18", 4)
     assert refit.following_batchnorm(m, "conv1") is m.bn1
     assert refit.following_batchnorm(m, "layer2.0.downsample.0") is m.layer2[0].downsample[1]
     assert refit.following_batchnorm(m, "fc") is None
@@ -81,7 +81,7 @@ def test_following_batchnorm_pairs():
 
 def test_refit_of_a_slim_resnet_lowers_every_layers_error():
     torch.manual_seed(0)
-    teacher = structure.build_float_model("resnet18", 4).eval()
+    teacher = architectures.build_float_model("resnet18", 4).eval()
     images = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     student = copy.deepcopy(teacher)
     plan = channels.remove_channels(student, images, 0.5, 8, channels.MAGNITUDE)

@@ -1,7 +1,7 @@
-"""Pruning as one step of a recipe: the method (OBS reconstruction or magnitude), then what the record says.
+"""Unstructured pruning as one step of a recipe: the method (OBS reconstruction or magnitude), then what the record says.
 
 Builders call :func:`prune_as` on a float model or on a converted INT8 model; the
-method decides how (:mod:`exporter.reconstruct` or :mod:`exporter.prune`).
+method decides how (:mod:`exporter.compress.obs` or :mod:`exporter.compress.magnitude`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from exporter import prune, reconstruct
+from exporter.compress import magnitude, obs
 from exporter.options import CompressionOptions
 from exporter.progress import SILENT, Reporter
 from runtimes.manifest import PruneMethod, PruneRecord, SparsityRecord
@@ -43,10 +43,10 @@ def prune_as(model: nn.Module, opts: CompressionOptions, images: torch.Tensor, r
     if opts.sparsity == 0.0:
         return PruneOutcome()
     if opts.method is PruneMethod.MAGNITUDE:
-        prune.prune_model(model, opts.sparsity, opts.scope.value)
+        magnitude.prune_model(model, opts.sparsity, opts.scope.value)
         return PruneOutcome()
     with reporter.task(f"obs {label}".strip()) as update:
-        report = reconstruct.reconstruct(model, images, opts.sparsity, opts.scope.value,
+        report = obs.reconstruct(model, images, opts.sparsity, opts.scope.value,
                                          progress=lambda i, n, name: update(i, n, f"obs {label}: {name}".strip()),
                                          targets=targets, known=known)
     reused = f" ({report.reused} leading layers reused from an identical model)" if report.reused else ""
@@ -64,14 +64,14 @@ def sparsity_shortfall(sparsity: SparsityRecord, pruning: PruneRecord) -> str | 
 
     shrinkwrap delivers the closest model it can build and says so (the console, the record's warnings and
     ``SparsityRecord.shortfall``) rather than refusing: with OBS the global allocation never empties a layer, so
-    a request above ``reconstruct.CAP`` of every layer is met only up to that cap.
+    a request above ``obs.CAP`` of every layer is met only up to that cap.
     """
     if pruning.requested <= 0 or sparsity.achieved >= pruning.requested - SHORTFALL_TOLERANCE:
         return None
     said = f"requested sparsity {pruning.requested:.3f} but achieved {sparsity.achieved:.3f}"
     if pruning.method and pruning.method.startswith("obs") and pruning.scope == "global":
-        reachable = sum(int(reconstruct.CAP * layer.total) for layer in sparsity.per_layer) / max(sparsity.total, 1)
-        return (f"{said}: OBS's global allocation caps each layer at {reconstruct.CAP:.0%} so that none is emptied, "
+        reachable = sum(int(obs.CAP * layer.total) for layer in sparsity.per_layer) / max(sparsity.total, 1)
+        return (f"{said}: OBS's global allocation caps each layer at {obs.CAP:.0%} so that none is emptied, "
                 f"so at most {reachable:.3f} is reachable; use --prune-method magnitude or --prune-scope layer "
                 f"for more")
     return f"{said}: some weights could not be pruned (e.g. layers the pruner does not cover count in the total)"

@@ -7,15 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from exporter import channels
+from exporter.compress import channels
 from exporter.errors import BadInputError
-from runtimes import structure
+from runtimes import architectures
 
 
 @pytest.fixture()
 def small():
     torch.manual_seed(0)
-    return structure.build_float_model("resnet18", 4).eval()
+    return architectures.build_float_model("resnet18", 4).eval()
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_zero_sparsity_changes_nothing(small, images):
 def test_taylor_importance_uses_the_images(images):
     """Taylor scores come from gradients on the images: other images, other channels kept."""
     torch.manual_seed(0)
-    a = structure.build_float_model("resnet18", 4).eval()
-    b = structure.build_float_model("resnet18", 4).eval()
+    a = architectures.build_float_model("resnet18", 4).eval()
+    b = architectures.build_float_model("resnet18", 4).eval()
     b.load_state_dict(a.state_dict())
     other = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 3
     pa = channels.remove_channels(a, images, 0.5, 8, channels.TAYLOR)

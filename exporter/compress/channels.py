@@ -6,7 +6,7 @@ outputs are never touched). How to score is an importance criterion measured on
 the calibration images (:func:`score_taylor`, or weight magnitude without real
 images). How to cut is Torch-Pruning's pruner at one uniform fraction per layer,
 rounded to a hardware-friendly multiple. What was cut is recorded by module name
-(:class:`ChannelPlan`), so the reconstruction (:mod:`exporter.refit`) knows which
+(:class:`ChannelPlan`), so the reconstruction (:mod:`exporter.compress.refit`) knows which
 of the original model's output channels each slim layer still computes, and the
 eager runtime can rebuild the slim structure from the manifest alone.
 """

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from exporter.channels import ChannelPlan
+from exporter.compress.channels import ChannelPlan
 
 SAMPLES_PER_COLUMN = 32  # output positions kept per unknown of the fit, at most
 RIDGE = 1e-3  # λ, relative to the mean of diag(A)
