@@ -17,6 +17,8 @@ from exporter.options import ParityOptions
 from exporter.parity_gate import peer_failures, require_parity, run_parity
 from exporter.progress import SILENT, Reporter
 from exporter.report import render_report
+from exporter.report.context import load_context
+from exporter.report.recommend import Recommendation, recommend
 from exporter.variants import default_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import Results
@@ -42,6 +44,7 @@ class RunOutcome:
     parity: list[ParityResult]
     results: Results
     report: Path
+    recommendations: list[Recommendation]  # what the report's Recommendation section says, as records
 
 
 def run(opts: RunOptions, reporter: Reporter = SILENT,
@@ -66,7 +69,7 @@ def run(opts: RunOptions, reporter: Reporter = SILENT,
         results = run_bench(out, opts.bench, tensors, e.command, reporter)
     reporter.say("[4/4] report")
     report = render_report(out)
-    outcome = RunOutcome(manifest, parity, results, report)
+    outcome = RunOutcome(manifest, parity, results, report, recommend(load_context(out)))
     for r in peer_failures(parity, opts.parity.strict_peers):
         reporter.say(f"peer {r.path} is outside its parity tolerance: reported, not gated (--strict-peers gates it)")
     require_parity(parity, opts.parity.fail_on_degenerate, opts.parity.strict_peers)  # after the report: a failing run is still shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
+from exporter.report.recommend import terminal_lines
 from exporter.cli.options import (ReduceRange, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, MinTime, Model, Order,
@@ -72,4 +73,7 @@ def run(
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
                             attempts=attempts, remeasure=remeasure))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
-    out_console.print(f"wrote {outcome.report}")
+    # The terminal ends with the answer: what to deploy (the report's Recommendation), then where the rest is.
+    for line in terminal_lines(outcome.recommendations):
+        out_console.print(f"deploy: {line}", markup=False, highlight=False, soft_wrap=True)
+    out_console.print(f"report: {outcome.report}", markup=False, highlight=False, soft_wrap=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from exporter.report.context import ReportContext, variants_with
 from exporter.report.sections import register_section
-from exporter.report.summary import noise_band
+from exporter.report.recommend import noise_band
 from exporter.variants import Role
 from runtimes import registry
 from runtimes.bench.results import Cell

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from exporter.options import DEFAULT_MAX_ACCURACY_DROP
-from exporter.report.context import ReportContext, devices, reference_runtimes, runtime_order, variants_with
+from exporter.report.context import ReportContext, reference_runtimes, runtime_order, variants_with
+from exporter.report.recommend import failed_parity, not_deployable, pick_line, recommend, where
 from exporter.report.sections import register_section
 from exporter.variants import Role
 from runtimes.bench.results import Cell
@@ -42,10 +42,15 @@ def speedups(ctx: ReportContext) -> str:
                      "the headline variant at batch 1.")
         return "\n".join(lines)
     b_label, h_label = _label(ctx.cells, base.variant), _label(ctx.cells, heads[0].variant)
-    best = min(heads, key=lambda c: c.median)
+    # Every deployable variant of the headline's precision competes (int8-dense, int8-slim, ...), not only
+    # the headline: a compact model's user deploys int8-dense.
+    failed = failed_parity(ctx)
+    same_precision = [c for c in cells if c.precision == heads[0].precision and c.format != Format.EAGER
+                      and not c.excluded and not_deployable(c, failed) is None]
+    best = min(same_precision or heads, key=lambda c: c.median)
     across = "" if best.runtime == base.runtime else f" (across runtimes: {best.runtime} vs {base.runtime})"
-    lines.append(f"- Best {h_label}: `{best.format}` on {best.runtime}, {best.median:.2f} ms vs {b_label} "
-                 f"{base.runtime} {base.median:.2f} ms: **{base.median / best.median:.2f}×**{across}")
+    lines.append(f"- Best {h_label}: `{best.variant}` as `{best.format}` on {best.runtime}, {best.median:.2f} ms "
+                 f"vs {b_label} {base.runtime} {base.median:.2f} ms: **{base.median / best.median:.2f}×**{across}")
     rows = []
     for rt in runtime_order(cells):
         for c in heads:
@@ -63,9 +68,9 @@ def speedups(ctx: ReportContext) -> str:
     peer = [c for c in cells if peers and c.variant == peers[0]]
     if peer:
         p = min(peer, key=lambda c: c.median)
-        where = (f"{best.median:.2f} ms vs {p.median:.2f} ms on {p.runtime}" if best.runtime == p.runtime else
-                 f"{best.median:.2f} ms ({_at(best)}) vs {p.median:.2f} ms ({_at(p)})")
-        lines += ["", f"- {h_label} vs {p.variant} (best of each): {where}: **{p.median / best.median:.2f}×**"]
+        versus = (f"{best.median:.2f} ms vs {p.median:.2f} ms on {p.runtime}" if best.runtime == p.runtime else
+                  f"{best.median:.2f} ms ({_at(best)}) vs {p.median:.2f} ms ({_at(p)})")
+        lines += ["", f"- {h_label} vs {p.variant} (best of each): {versus}: **{p.median / best.median:.2f}×**"]
         same = look.get((best.variant, p.format, p.runtime))
         if same is not None and same is not best:
             lines.append(f"- Both on {p.runtime}: {same.median:.2f} ms vs {p.median:.2f} ms: "
@@ -96,71 +101,30 @@ def interleaved_rows(ctx: ReportContext, labels: dict[str, str]) -> list[str]:
             "|---|---|---|---:|---:|---:|", *rows]
 
 
-# Sequential cells of the same artifact differ by up to ±5% from run to run on these machines
-# (README); a cell's own spread can be wider. Candidates within the band are ties, not a decision.
-TIE_FLOOR = 0.05
-
-
-def noise_band(c: Cell) -> float:
-    """Relative half-width of a cell's noise band: its own p90/median spread, at least TIE_FLOOR."""
-    return max(TIE_FLOOR, c.latency_ms.p90 / c.latency_ms.median - 1.0)
-
-
-def _where(c: Cell) -> str:
-    noisy = " (noisy timing)" if not c.stable else ""
-    return f"`{c.variant}` as {c.format} on {c.runtime}: {c.median:.2f} ms{noisy}"
-
-
 @register_section("recommendation", order=50)
 def recommendation(ctx: ReportContext) -> str:
-    cells = ctx.cells
-    s = ctx.results.settings
-    drop = float(s.max_accuracy_drop if s.max_accuracy_drop is not None else DEFAULT_MAX_ACCURACY_DROP)
+    """Rendered from :func:`exporter.report.recommend.recommend`: what a user may deploy, and why not the rest."""
     lines = ["## Recommendation", ""]
-    for device in devices(cells):
-        dev = [c for c in cells if c.device == device]
-        cands = [c for c in dev if c.ok and not c.excluded and c.format != Format.EAGER]
-        if not dev:
+    for r in recommend(ctx):
+        if r.batch is None:
+            lines.append(f"- **{r.device.upper()}:** {r.rule}.")
             continue
-        if not cands:
-            lines.append(f"- **{device.upper()}:** no ok, unflagged artifact cell.")
-            continue
-        base = baseline_top1(cells, device)
-        for batch in sorted({c.batch for c in cands}):
-            pool = [c for c in cands if c.batch == batch]
-            if base is not None:
-                pool = [c for c in pool if c.top1 is not None and c.top1 >= base[0] - drop]
-                rule = f"fastest within {drop:g} top-1 points of {base[1]} ({base[0]:.2f}%)"
-            else:
-                unknown = ", ".join(dict.fromkeys(c.variant for c in pool))
-                rule = (f"fastest ok, unflagged artifact; speed only: accuracy not measured (no --eval-data), "
-                        f"so it is unknown for {unknown}")
-            if not pool:
-                lines.append(f"- **{device.upper()}, batch {batch}:** nothing meets: {rule}.")
-                continue
-            c = min(pool, key=lambda c: c.median)
-            extra = f"; top-1 {c.top1:.2f}%" if c.top1 is not None else ""
-            size = f", zstd {c.size.compressed_bytes / 1e6:.2f} MB" if c.size else ""
-            lines.append(f"- **{device.upper()}, batch {batch}:** `{c.variant}` as {c.format} on "
-                         f"{c.runtime}: {c.median:.2f} ms{size}{extra} ({rule})"
-                         + (" — its timing is noisy" if not c.stable else ""))
-            band = noise_band(c)
-            ties = [o for o in pool if o is not c and o.median <= c.median * (1 + band)]
-            if ties:
-                lines.append(f"  - tie within the noise band (±{band * 100:.0f}%), not a decision: "
-                             + "; ".join(_where(o) for o in sorted(ties, key=lambda o: o.median)))
-    if not ctx.results.weights.trained and any(c.top1 is not None for c in cells):
+        head = f"- **{r.device.upper()}, batch {r.batch}:**"
+        if r.pick is None:
+            lines.append(f"{head} nothing meets: {r.rule}.")
+        else:
+            lines.append(f"{head} {pick_line(r)} ({r.rule})" + (" — its timing is noisy" if not r.pick.stable else ""))
+        if r.undecided:
+            lines.append(f"  - undecided, rerun on a quiet machine: its timing spread (±{r.band * 100:.0f}%) is too "
+                         f"wide to rank it against " + "; ".join(where(o) for o in r.rivals))
+        elif r.tie:
+            lines.append(f"  - tie within the noise band (±{r.band * 100:.0f}%), not a decision: "
+                         + "; ".join(where(o) for o in r.rivals))
+        faster = [x for x in r.left_out if r.pick is None or x.cell.median < r.pick.median]
+        if faster:
+            lines.append("  - faster but not deployable: " + "; ".join(
+                f"{where(x.cell)}" + (f", top-1 {x.cell.top1:.2f}%" if x.cell.top1 is not None else "")
+                + f" ({x.reason})" for x in sorted(faster, key=lambda x: x.cell.median)))
+    if not ctx.results.weights.trained and any(c.top1 is not None for c in ctx.cells):
         lines.append("- Weights are UNTRAINED: the accuracy criterion above is not meaningful.")
     return "\n".join(lines)
-
-
-def baseline_top1(cells: Sequence[Cell], device: str) -> tuple[float, str] | None:
-    """(top-1, "FP32 eager"): the baseline's accuracy in the device's reference runtime (else the CPU's)."""
-    baseline = variants_with(Role.BASELINE, cells)
-    if not baseline:
-        return None
-    for rt in [*reference_runtimes(device), *reference_runtimes(CPU)]:
-        for c in cells:
-            if c.variant == baseline[0] and c.runtime == rt and c.ok and c.top1 is not None:
-                return c.top1, f"{_label(cells, c.variant)} {rt}"
-    return None

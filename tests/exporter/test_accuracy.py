@@ -52,6 +52,7 @@ def trained_run(dataset, tmp_path_factory) -> Path:
     res = _run(out, str(dataset["ckpt"]), dataset, "--variants", "fp32,int8-dense,fp32-pruned,auto",
                "--sparsity", "0.9", "--prune-method", "magnitude", "--max-accuracy-drop", str(BUDGET))
     assert res.exit_code == 0, res.output
+    (out.parent / "stdout.txt").write_text(res.output)
     return out
 
 
@@ -66,6 +67,24 @@ def test_fp32_is_high_int8_close_and_pruning_hurts(trained_run):
     cells = json.loads((trained_run / "results.json").read_text())["cells"]
     ok = [c for c in cells if c["status"] == "ok"]
     assert ok and all(c["top1"] is not None and c["eval_images"] == 200 for c in ok)
+
+
+def test_run_ends_with_the_answer(trained_run):
+    """The terminal's last lines: what to deploy (artifact, runtime, latency, size, accuracy), then the report."""
+    from exporter.report.context import load_context
+    from exporter.report.recommend import recommend
+
+    lines = (trained_run.parent / "stdout.txt").read_text().strip().splitlines()
+    answer = [ln for ln in lines[-6:] if ln.startswith(("deploy: ", "report: "))]
+    assert answer == lines[-len(answer):] and len(answer) <= 6, lines[-8:]
+    assert answer[-1] == f"report: {trained_run / 'report.md'}"
+    (r,) = [r for r in recommend(load_context(trained_run)) if r.device == "cpu"]
+    assert r.pick is not None and r.pick.top1 >= r.baseline.top1 - BUDGET
+    assert answer[0].startswith(f"deploy: CPU batch 50: `{r.pick.variant}` as {r.pick.format} on {r.pick.runtime}: "
+                                f"{r.pick.median:.2f} ms, zstd ")
+    assert f"top-1 {r.pick.top1:.2f}%" in answer[0]
+    report = (trained_run / "report.md").read_text()
+    assert f"`{r.pick.variant}` as {r.pick.format} on {r.pick.runtime}: {r.pick.median:.2f} ms" in report
 
 
 def test_auto_respects_its_budget_and_records_its_choices(trained_run):

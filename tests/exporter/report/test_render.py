@@ -183,7 +183,7 @@ def test_tables_rows_reasons_and_flags(rendered):
 
 def test_speedups_and_recommendation(rendered):
     _, text, _ = rendered
-    assert "Best INT8: `onnx` on ort-cpu, 2.00 ms vs FP32 eager 10.00 ms: **5.00×**" in text
+    assert "Best INT8: `int8` as `onnx` on ort-cpu, 2.00 ms vs FP32 eager 10.00 ms: **5.00×**" in text
     assert "| torchscript | torchscript | 9.00 | 5.00 | 1.80× |" in text
     assert "| ort-cpu | onnx | 8.00 | 2.00 | 4.00× |" in text
     assert "2.00 ms vs 2.50 ms on ort-cpu: **1.25×**" in text

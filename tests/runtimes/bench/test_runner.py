@@ -163,11 +163,13 @@ def test_a_cell_still_noisy_gets_a_fresh_process_at_the_end(run_dir, fast_zstd, 
     (cell,) = [c for c in res.cells if c.runtime == "ort-cpu" and c.format == "onnx"]
     assert (tmp_path / "disturbed-once").exists()  # the first process was disturbed
     assert cell.stability.attempts == 2  # a second, fresh process timed it
-    if cell.stable:  # the clean second process was kept (the disturbed median is over 10 ms)
-        assert cell.latency_ms.median < 10 and cell.flags == []
-    else:  # only when the machine itself was busy during the second process too, and then it says so
-        assert any("other processes" in r for r in cell.stability.reasons), cell.stability
-        assert cell.flags == [stability.noisy_flag(cell.stability)], cell.flags
+    # The second process carries no injected noise, but whether a sub-millisecond model's window passes
+    # p90/median <= 1.25 depends on the machine's own jitter (1.32 seen on a quiet machine with no other
+    # process busy): what must hold is that the kept window is the clean one (the disturbed median is over
+    # 10 ms), flagged exactly as its own verdict says.
+    assert cell.latency_ms.median < 10, cell.latency_ms
+    assert cell.stable or cell.stability.spread < 3, cell.stability
+    assert cell.flags == ([] if cell.stable else [stability.noisy_flag(cell.stability)]), cell.flags
     assert res.settings.attempts == 1
 
 
