@@ -7,8 +7,12 @@ PY     := $(VENV)/bin/python
 SAMPLE ?= ../shared/data/imagenet-sample
 OUT    ?= artifacts/run
 # Offline by default: random (UNTRAINED) weights; real calibration images when the sample exists.
+# `make run ARGS="--model mobilenet_v3_large"` keeps these defaults and overrides only what ARGS names:
+# ARGS comes after them, and for a repeated option the last value wins (`ARGS="--weights CKPT"` replaces
+# --weights random, the calibration images stay). `make run DEFAULTS=` drops the defaults.
 # `make run` regenerates $(OUT): --force lets it replace the previous run there (it says what it replaced).
-ARGS   ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
+DEFAULTS ?= --weights random $(if $(wildcard $(SAMPLE)),--calib-data $(SAMPLE),)
+ARGS     ?=
 # The machines carry a local CPU-only torch wheel (pip's find-links) that breaks torchvision;
 # ignore it and take the registry's build pinned in constraints.txt.
 # The CUDA build is ~3 GB of wheels unpacked into ~5 GB: download and unpack on the clone's own disk
@@ -26,7 +30,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/shrinkwrap run --out $(OUT) --force $(ARGS)
+	@echo "make run: shrinkwrap run --out $(OUT) --force $(strip $(DEFAULTS) $(ARGS))"
+	$(VENV)/bin/shrinkwrap run --out $(OUT) --force $(DEFAULTS) $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -rs --durations=25 $(PYTEST_ARGS)

@@ -114,6 +114,15 @@ def check_output_dir(out: Path, force: bool = False) -> list[str]:
     return replaced
 
 
+def sparsity_said(built: BuiltVariant) -> str:
+    """What pruning did, in words: a variant that prunes nothing has only its weights' natural zeros."""
+    sp = built.sparsity
+    if built.pruning.requested <= 0:
+        return f"not pruned; natural zeros {sp.achieved:.1%} of the weights"
+    asked = f" of {built.pruning.requested:.3f} requested" if sp.shortfall else ""
+    return f"pruned sparsity {sp.achieved:.3f} achieved{asked}"
+
+
 def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | None = None) -> Manifest:
     """Build every requested variant, write the artifacts and the manifest into ``opts.out``."""
     replaced = check_output_dir(opts.out, opts.force)
@@ -129,9 +138,7 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
         for spec in opts.specs():
             reporter.say(f"{spec.name}: building ({spec.description})")
             built = with_shortfall(recipe.build(spec))
-            asked = f" of {built.pruning.requested:.3f} requested" if built.sparsity.shortfall else ""
-            reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} "
-                         f"(sparsity {built.sparsity.achieved:.3f} achieved{asked})")
+            reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} ({sparsity_said(built)})")
             warnings = list(dict.fromkeys([*built.warnings, *degeneracy_warnings(spec, built, inputs)]))
             for w in warnings:
                 reporter.say(f"⚠ {w}")

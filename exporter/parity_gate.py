@@ -103,6 +103,20 @@ def peer_failures(results: list[ParityResult], strict_peers: bool = False) -> li
     return [] if strict_peers else [r for r in results if not r.passed and r.peer]
 
 
+def parity_failure_line(failed: list[ParityResult]) -> str:
+    """One terminal line: the first failing artifact, its runtime, its first metric and limit, the layer where
+    it first diverges; how many more; where every figure is (parity.json; the report's parity table)."""
+    first = failed[0]
+    # a violation reads "int8.onnx (int8, ort-cpu vs eager int8): sqnr 8.20 dB < 25 dB": keep the metric part
+    metric = first.violations[0].split("): ", 1)[-1] if first.violations else "outside its tolerance"
+    metric = metric if len(metric) <= 90 else metric[:89].rstrip() + "…"
+    layer = f"; first divergent layer: {first.first_divergent_layer}" if first.first_divergent_layer else ""
+    more = f"; +{len(failed) - 1} more" if len(failed) > 1 else ""
+    return (f"parity failed for {len(failed)} artifact(s): {first.path} ({first.variant}) in {first.runtime}: "
+            f"{metric}{layer}{more}; "
+            f"every metric in parity.json")
+
+
 def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True, strict_peers: bool = False) -> None:
     """Raise :class:`ParityError` naming every artifact of the run outside its tolerance (or degenerate).
 
@@ -111,10 +125,7 @@ def require_parity(results: list[ParityResult], fail_on_degenerate: bool = True,
     ``strict_peers``."""
     failed = gated_failures(results, strict_peers)
     if failed:
-        names = ", ".join(f"{r.variant}.{r.format} ({'; '.join(r.violations)}"
-                          + (f"; first divergent layer: {r.first_divergent_layer}" if r.first_divergent_layer else "")
-                          + ")" for r in failed)
-        raise ParityError(f"parity failed for {len(failed)} artifact(s): {names}")
+        raise ParityError(parity_failure_line(failed))
     degenerate = [r for r in results if r.degenerate and (strict_peers or not r.peer)]
     if degenerate and fail_on_degenerate:
         raise ParityError(f"{len(degenerate)} artifact(s) are {DEGENERATE}: their outputs do not depend on "

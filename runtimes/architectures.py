@@ -60,9 +60,12 @@ def classifier_models() -> tuple[str, ...]:
 
 def check_model(arch: str) -> str:
     if arch not in classifier_models():
+        import difflib
+
+        close = difflib.get_close_matches(arch, classifier_models(), n=3, cutoff=0.5)
+        hint = f"closest: {', '.join(close)}; " if close else ""
         raise BadInputError(f"unknown or unsupported model {arch!r}: not one of torchvision's image classifiers "
-                            f"(detection, segmentation, video and optical-flow models are not); the classifiers "
-                            f"are: {', '.join(classifier_models())}")
+                            f"({hint}`shrinkwrap models` lists all {len(classifier_models())})")
     return arch
 
 

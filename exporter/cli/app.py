@@ -55,6 +55,16 @@ def command_line() -> str:
     return "shrinkwrap " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+# An error is one line a person can read at a glance; the library puts what matters first (the artifact, the
+# runtime, the metric and its limit) and keeps every figure in the run's JSON and report.
+MAX_ERROR_CHARS = 200
+
+
+def terminal_line(msg: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``msg`` cut to ``limit`` characters (an ellipsis says it was)."""
+    return msg if len(msg) <= limit else msg[:limit - 1].rstrip() + "…"
+
+
 def cli_errors(fn: Callable) -> Callable:
     """Map the library's exceptions to one line on stderr and the exception's exit code."""
 
@@ -64,7 +74,7 @@ def cli_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ShrinkwrapError as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {terminal_line(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             console.print("[bold red]error:[/] interrupted; nothing partial was published")

@@ -57,6 +57,11 @@ def role_of(variant: str) -> Role:
     return next((v.role for v in all_variants() if v.name == variant), Role.VARIANT)
 
 
+def prunes(variant: str) -> bool:
+    """Whether the variant prunes weights (else its zeros are the weights' natural ones); unknown: True."""
+    return next((v.prunes for v in all_variants() if v.name == variant), True)
+
+
 def dense_of(variant: str) -> str | None:
     """The dense variant of the same precision a (channel-pruned) variant's speed-up is measured against."""
     return next((v.dense for v in all_variants() if v.name == variant), None)

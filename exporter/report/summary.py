@@ -7,6 +7,7 @@ from typing import Sequence
 from exporter.report.context import ReportContext, reference_runtimes, runtime_order, variants_with
 from exporter.report.recommend import failed_parity, not_deployable, pick_line, recommend, where
 from exporter.report.sections import register_section
+from exporter.report.verdict import disagreements, sentence
 from exporter.variants import Role
 from runtimes.bench.results import Cell
 from runtimes.manifest import Format
@@ -51,14 +52,24 @@ def speedups(ctx: ReportContext) -> str:
     across = "" if best.runtime == base.runtime else f" (across runtimes: {best.runtime} vs {base.runtime})"
     lines.append(f"- Best {h_label}: `{best.variant}` as `{best.format}` on {best.runtime}, {best.median:.2f} ms "
                  f"vs {b_label} {base.runtime} {base.median:.2f} ms: **{base.median / best.median:.2f}×**{across}")
+    # One verdict per question: where the interleaved rounds contradict the separate cells' direction, say
+    # which to believe, once, and use that figure in the table below.
+    labels = {base.variant: b_label, heads[0].variant: h_label}
+    contradicted = {(d.comparison.runtime, d.comparison.a, d.comparison.b, d.comparison.a_format): d
+                    for d in disagreements(ctx.cells, [c for c in ctx.results.comparisons if c.device == CPU])}
+    lines += [f"- ⚠ {sentence(d, labels)}" for d in contradicted.values()]
     rows = []
     for rt in runtime_order(cells):
         for c in heads:
             ref = look.get((base.variant, c.format, rt))
             if c.runtime == rt and ref is not None:
                 noisy = " ⚠ noisy" if not (c.stable and ref.stable) else ""
-                rows.append(f"| {rt} | {c.format} | {ref.median:.2f} | {c.median:.2f} | "
-                            f"{ref.median / c.median:.2f}×{noisy} |")
+                ratio = f"{ref.median / c.median:.2f}×{noisy}"
+                d = contradicted.get((rt, base.variant, c.variant, c.format))
+                if d is not None:
+                    ratio = (f"undecided (separate {d.separate:.2f}×, interleaved {d.interleaved:.2f}×)"
+                             if d.believe is None else f"{d.figure:.2f}× ({d.believe}; see above)")
+                rows.append(f"| {rt} | {c.format} | {ref.median:.2f} | {c.median:.2f} | {ratio} |")
     if rows:
         lines += ["", f"Same runtime, {h_label} vs {b_label} (separate cells):", "",
                   f"| Runtime | Format | {b_label} ms | {h_label} ms | Speed-up |", "|---|---|---:|---:|---:|",

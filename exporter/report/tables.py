@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from exporter.report.context import (ReportContext, dense_of, devices, format_order, macs_by_variant, runtime_order,
-                                     table_groups)
+from exporter.report.context import (ReportContext, dense_of, devices, format_order, macs_by_variant, prunes,
+                                     runtime_order, table_groups)
 from exporter.report.sections import register_section
 from runtimes import registry
 from runtimes.bench import stability
@@ -208,7 +208,7 @@ def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: lis
                         *((f"{macs[v] / 1e6:.0f}" if v in macs else "",) if macs else ()),
                         f"{size.bytes / 1e6:.2f}" if size else "",
                         f"{size.compressed_bytes / 1e6:.2f}" if size else "",
-                        f"{size.sparsity * 100:.1f}%" if size else ""]
+                        sparsity_text(v, size.sparsity) if size else ""]
                 if with_acc:
                     vals += [pct_range([c.top1 for c in ok if c.top1 is not None]),
                              pct_range([c.top5 for c in ok if c.top5 is not None])]
@@ -216,6 +216,11 @@ def _table(title: str, cells: list[Cell], variants: Sequence[str], runtimes: lis
     if notes.items:
         lines += ["", *notes.render()]
     return "\n".join(lines)
+
+
+def sparsity_text(variant: str, sparsity: float) -> str:
+    """A pruned variant's sparsity; a dense one's zeros are labelled natural (not a pruning result)."""
+    return f"{sparsity * 100:.1f}%" + ("" if prunes(variant) else " natural")
 
 
 @register_section("devices", order=30)

@@ -46,3 +46,17 @@ def test_export_says_and_records_the_shortfall(tmp_path, sample_dir):
     art = json.loads((out / "manifest.json").read_text())["artifacts"][0]
     assert art["sparsity"]["achieved"] < 0.96 and "at most 0.950 is reachable" in art["sparsity"]["shortfall"]
     assert any("at most 0.950 is reachable" in w for w in art["warnings"])
+
+
+def test_a_variant_that_prunes_nothing_says_natural_zeros_not_sparsity(tmp_path):
+    """int8-dense and fp32 prune nothing: their zeros are the weights' own, never shown as a pruning result."""
+    out = tmp_path / "run"
+    res = run_cli("export", "--out", str(out), "--model", "squeezenet1_1", "--weights", "random", "--resize", "36",
+                  "--input-size", "32", "--variants", "fp32,fp32-pruned", "--sparsity", "0.5",
+                  "--prune-method", "magnitude", "--skip-parity")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    (dense,) = [ln for ln in lines if ln.lstrip("• ").startswith("fp32: writing")]
+    (pruned,) = [ln for ln in lines if ln.lstrip("• ").startswith("fp32-pruned: writing")]
+    assert "not pruned; natural zeros" in dense and "sparsity" not in dense
+    assert "pruned sparsity 0.50" in pruned

@@ -162,7 +162,7 @@ def test_tables_rows_reasons_and_flags(rendered):
     cpu = text[text.index("## CPU"):text.index("## CUDA")]
     fp32 = _table(cpu, "FP32")
     assert "| Variant | Format | Batch | eager | torchscript | libtorch-cpp | ort-cpu | img/s (best) |" in fp32
-    assert "| fp32 | eager | 1 | 10.0 <sub>p90 11.0</sub> |  |  |  | 100.0 | 40.00 | 32.00 | 60.0% | 70.00 | 90.00 |" in fp32
+    assert "| fp32 | eager | 1 | 10.0 <sub>p90 11.0</sub> |  |  |  | 100.0 | 40.00 | 32.00 | 60.0% natural | 70.00 | 90.00 |" in fp32
     # a runtime that runs another format shows "—", and its reason is not listed
     assert "| fp32 | torchscript | 1 |  | 9.00 <sub>p90 9.90</sub> |  | — |" in fp32
     assert "| fp32 | onnx | 8 |  |  |  | 30.0 <sub>p90 33.0</sub> | 266.7 |" in fp32
