@@ -340,11 +340,15 @@ def compare_runs(base_dir: Path, new_dir: Path, opts: CompareOptions = CompareOp
 
 
 def require_no_regression(comparison: RunComparison) -> None:
-    """Raise :class:`RegressionError` (exit 5) naming every regressed cell, its values and threshold."""
+    """Raise :class:`RegressionError` (exit 5): one short line naming the worst kind of regression first
+    (accuracy, then parity, then latency and size) with its values and threshold, and how many more; every
+    regression is in the summary (``--summary``) and JUnit (``--junit-xml``)."""
     bad = comparison.regressions()
     if bad:
-        raise RegressionError(f"{len(bad)} regression(s) against {comparison.base_dir}: "
-                              + "; ".join(d.describe() for d in bad))
+        first = min(bad, key=lambda d: (not d.metric.startswith("top"), not d.metric.startswith("parity")))
+        more = f"; +{len(bad) - 1} more" if len(bad) > 1 else ""
+        raise RegressionError(f"{len(bad)} regression(s) against {Path(comparison.base_dir).name}: "
+                              f"{first.describe()}{more} (every one in --summary and --junit-xml)")
 
 
 def verdict_counts(deltas: Iterable[Delta]) -> dict[str, int]:
