@@ -61,7 +61,8 @@ class ExportOptions:
     def __post_init__(self) -> None:
         specs = parse_variants(self.variants)
         object.__setattr__(self, "variants", tuple(s.name for s in specs))
-        check_request(self.model.model, specs, has_eval=self.evaluation.data is not None)
+        check_request(self.model.model, specs, has_eval=self.evaluation.data is not None,
+                      has_calib=self.calibration.data is not None)
 
     def specs(self) -> list[VariantSpec]:
         return parse_variants(self.variants)

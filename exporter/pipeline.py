@@ -19,7 +19,7 @@ from exporter.progress import SILENT, Reporter
 from exporter.report import render_report
 from exporter.report.context import load_context
 from exporter.report.recommend import Recommendation, recommend
-from exporter.variants import default_comparisons, default_variants
+from exporter.variants import default_comparisons, default_runtime_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.results import Results
 from runtimes.bench.runner import bench
@@ -35,7 +35,8 @@ def _run_defaults() -> ExportOptions:
 class RunOptions:
     export: ExportOptions = field(default_factory=_run_defaults)
     parity: ParityOptions = ParityOptions()
-    bench: BenchOptions = field(default_factory=lambda: BenchOptions(compare=default_comparisons()))
+    bench: BenchOptions = field(default_factory=lambda: BenchOptions(compare=default_comparisons(),
+                                                                        compare_across=default_runtime_comparisons()))
 
 
 @dataclass

@@ -120,21 +120,37 @@ def sweepable(specs: Sequence[VariantSpec]) -> list[VariantSpec]:
 
 
 def default_comparisons() -> tuple[tuple[str, str], ...]:
-    """The speed-ups the report states, timed interleaved: the headline against the baseline and the peer."""
-    def first(role: Role) -> str | None:
-        return next((v.name for v in _VARIANTS.values() if v.role is role), None)
+    """The speed-ups the report states, timed interleaved: the headline against the baseline and every
+    peer, and every peer against our dense INT8 (the like-for-like artifact: a peer prunes nothing)."""
+    head = next((v.name for v in _VARIANTS.values() if v.role is Role.HEADLINE), None)
+    base = next((v.name for v in _VARIANTS.values() if v.role is Role.BASELINE), None)
+    peers = [v.name for v in _VARIANTS.values() if v.role is Role.PEER]
+    dense = [v.name for v in _VARIANTS.values() if v.name == f"{head}-dense"]
+    pairs = [(a, head) for a in (base, *peers) if a and head]
+    return tuple(pairs + [(p, d) for p in peers for d in dense])
 
-    head = first(Role.HEADLINE)
-    return tuple((a, head) for a in (first(Role.BASELINE), first(Role.PEER)) if a and head)
+
+def default_runtime_comparisons() -> tuple[str, ...]:
+    """The variants whose one artifact is timed interleaved in two runtimes (ORT against OpenVINO on the
+    same .onnx): the baseline and our INT8 variants."""
+    return tuple(v.name for v in _VARIANTS.values()
+                 if v.role is Role.BASELINE or (v.precision is Precision.INT8 and v.role is not Role.PEER
+                                                and v.role is not Role.BUDGETED))
 
 
 def needs_eval(spec: VariantSpec) -> bool:
     return get_builder(spec.builder).needs_eval
 
 
-def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool) -> None:
+def needs_images(spec: VariantSpec) -> bool:
+    """Whether its builder refuses synthetic calibration inputs (a peer calibrated on noise is a strawman)."""
+    return bool(getattr(get_builder(spec.builder), "needs_images", False))
+
+
+def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool, has_calib: bool = True) -> None:
     """Refuse, with one line, a set of variants that cannot be built as asked: a model a
-    requested builder cannot build, a missing comparison variant, a budget without eval data."""
+    requested builder cannot build, a missing comparison variant, a budget without eval data,
+    a variant that needs calibration images without them."""
     from runtimes import architectures, structure
 
     architectures.check_model(model)
@@ -148,6 +164,9 @@ def check_request(model: str, specs: Sequence[VariantSpec], has_eval: bool) -> N
         if needs_eval(spec) and not has_eval:
             raise BadInputError(f"the {spec.name} variant needs --eval-data (labelled images) "
                                 "to hold its accuracy budget")
+        if needs_images(spec) and not has_calib:
+            raise BadInputError(f"the {spec.name} variant needs --calib-data (real calibration images): "
+                                "calibrated on synthetic inputs it would not be the tool's own result")
 
 
 # ---------------------------------------------------------------- the built-in variants
@@ -177,6 +196,11 @@ register_variant(VariantSpec(
     "peer: ONNX Runtime quantize_static (QDQ, per-channel) of the FP32 ONNX, same calibration images",
     Precision.INT8, "ort-quantize-static", PeerParams(), formats=(Format.ONNX,), role=Role.PEER,
     group="INT8 + pruning", default=True))
+register_variant(VariantSpec(
+    "nncf-ptq",
+    "peer: NNCF's default PTQ (nncf.quantize, ONNX backend, fast bias correction) of the FP32 ONNX, same "
+    "calibration images (needs --calib-data)",
+    Precision.INT8, "nncf-ptq", PeerParams(), formats=(Format.ONNX,), role=Role.PEER, group="INT8 + pruning"))
 register_variant(VariantSpec(
     "auto", "accuracy-budgeted: most INT8-sensitive layers kept FP32, then the highest sparsity within "
     "--max-accuracy-drop (needs --eval-data)",

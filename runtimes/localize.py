@@ -36,7 +36,7 @@ import numpy as np
 from runtimes import metrics, registry
 from runtimes.errors import BadInputError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, Manifest, require_verified
-from runtimes.parity import BATCH, DEFAULT_TOLERANCES, PEER, LayerParity, ParityResult, Tolerance
+from runtimes.parity import BATCH, DEFAULT_TOLERANCES, LayerParity, ParityResult, Tolerance, tolerance_row
 from runtimes.protocol import LayerOutputs, layer_outputs_support
 
 LOCALIZE_INPUTS = 8
@@ -118,10 +118,10 @@ def _wrapper_prefix(order: Sequence[str]) -> str:
 
 
 def localize_artifact(run_dir: Path, manifest: Manifest, art: ArtifactRecord, inputs: np.ndarray, tol: Tolerance,
-                      threads: int | None = None) -> Localization:
-    """Compare ``art`` with its eager reference layer by layer (raises RuntimeUnavailable when its
-    runtime cannot expose intermediate activations)."""
-    spec = registry.reference_runtime(art.format)
+                      threads: int | None = None, runtime: str | None = None) -> Localization:
+    """Compare ``art`` with its eager reference layer by layer, in ``runtime`` (default: its format's reference
+    runtime); raises RuntimeUnavailable when that runtime cannot expose intermediate activations."""
+    spec = registry.reference_runtime(art.format) if runtime is None else registry.get_spec(runtime)
     rt = spec.create(threads)
     support = layer_outputs_support(rt)
     if not support.ok:
@@ -194,7 +194,9 @@ def localize_results(run_dir: Path, results: Sequence[ParityResult], inputs: np.
             continue
         art = manifest.find(r.path)
         try:
-            loc = localize_artifact(run_dir, manifest, art, inputs, table[PEER if r.peer else r.precision], threads)
+            # in the runtime that result was computed in, by the row it was judged by (bf16 in OpenVINO)
+            row = tolerance_row(art, r.peer, r.computed_in)
+            loc = localize_artifact(run_dir, manifest, art, inputs, table[row], threads, r.runtime)
         except RuntimeUnavailable as exc:
             refused.append(str(exc))
             out.append(dataclasses.replace(r, localization=str(exc)))

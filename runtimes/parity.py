@@ -3,7 +3,9 @@
 Every artifact is run in the reference runtime of its format (the runtime that
 declares ``reference_for`` it: TorchScript → ``torchscript``, ONNX → ``ort-cpu``)
 on the same float32 inputs as its eager reference, and compared with the metrics of :mod:`runtimes.metrics` against a
-:class:`Tolerance` for its precision.
+:class:`Tolerance` for its precision. ONNX artifacts are also run in every runtime that declares
+``parity_for`` ONNX (OpenVINO): the portability check, one result per runtime. An artifact only ONNX Runtime
+reads correctly is not a portable ONNX.
 
 An INT8/mixed artifact is compared with the *INT8* eager model (same weights,
 same scales), so the tolerance covers runtime kernel differences only, not the
@@ -61,6 +63,7 @@ import numpy as np
 from runtimes import metrics, registry
 from runtimes.errors import BadInputError, RuntimeUnavailable
 from runtimes.manifest import RUN_FILES, ArtifactRecord, Format, InputSpec, Precision, require_verified
+from runtimes.protocol import ComputePrecision
 from runtimes.records import read_record, write_json
 
 PARITY_NAME = RUN_FILES.parity
@@ -69,6 +72,7 @@ DEGENERATE_VARIATION = 1e-4
 DEGENERATE = "degenerate"  # the word every degenerate warning carries
 INPUT_SOURCES = ("synthetic", "images")
 PEER = "peer"  # tolerance row for artifacts compared with another variant's reference
+BF16 = "bf16"  # tolerance row for an FP32 artifact a runtime computed in bfloat16
 BATCH = 8
 # The quantization-noise rule judges a runtime against the quantization error it adds to, which only means
 # something while the INT8 model approximates its float model at all: an output unrelated to the reference
@@ -101,7 +105,15 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     # A different quantizer vs the FP32 model: quantization error included (measured
     # INT8-vs-FP32 cosine 0.992–0.9997, SQNR 18–32 dB). A broken export scores ~0 on both.
     PEER: Tolerance(min_cosine=0.98, min_sqnr_db=10.0, min_top1_agreement=0.8),
+    # An FP32 file computed in bfloat16 by the runtime's choice (OpenVINO on CPUs with BF16 instructions):
+    # 8 significant bits against float16's 11 (measured on resnet18, 224 px: 35-40 dB, cosine 0.9999).
+    BF16: Tolerance(min_cosine=0.999, min_sqnr_db=25.0, min_top1_agreement=0.95),
 }
+# A runtime's narrow float type (ComputePrecision) → the tolerance row an FP32 artifact computed in it gets.
+NARROW_FLOATS = {"bf16": BF16, "f16": Precision.FP16.value}
+# Significant bits of each float row: a file is judged by a narrower row only when the runtime computed in fewer
+# bits than it holds (an FP16 file computed in bf16 rounds like bf16; quantized rows are looser than either).
+FLOAT_BITS = {Precision.FP32.value: 24, Precision.FP16.value: 11, BF16: 8}
 
 # Override keys: "<precision|peer>.<short name>=<value|none>".
 _FIELDS = {"cosine": "min_cosine", "sqnr": "min_sqnr_db", "top1": "min_top1_agreement",
@@ -187,6 +199,12 @@ class ParityResult:
     eager_sqnr_vs_fp32_db: float | None = None
     passed_by_noise_rule: bool = False
     max_rel_error: float | None = None  # metrics.max_rel_error (None in records older than it)
+    computed_in: str | None = None  # the float type the runtime computed in, when it says (bf16 in OpenVINO)
+
+    @property
+    def runtime_label(self) -> str:
+        """The runtime, with the float type it computed in when that was not FP32: ``openvino (bf16)``."""
+        return f"{self.runtime} ({self.computed_in})" if self.computed_in not in (None, "f32") else self.runtime
 
     def verdict(self) -> str:
         """``pass``, ``pass (quantization-noise rule: ...)`` or ``FAIL: <violations>``: what tables show."""
@@ -268,18 +286,39 @@ def _outputs(run_dir: Path, rec: ArtifactRecord, inputs: np.ndarray, threads: in
     support = rt.supports(rec)
     if not support.ok:
         raise RuntimeUnavailable(f"parity runtime {spec.name} cannot run {rec.path}: {support.reason}")
+    return spec.name, _run_in(rt, run_dir, rec, inputs)[0]
+
+
+def _run_in(rt, run_dir: Path, rec: ArtifactRecord, inputs: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(outputs, the precision it computed float layers in when it says: ComputePrecision)."""
     rt.load(run_dir, rec)
     try:
-        return spec.name, run_batched(rt, inputs)
+        out = run_batched(rt, inputs)
+        return out, rt.compute_precision() if isinstance(rt, ComputePrecision) else None
     finally:
         rt.close()
+
+
+def tolerance_row(art: ArtifactRecord, peer: bool, computed_in: str | None) -> str:
+    """The tolerance row an artifact is judged by: ``peer`` for another tool's artifact, else its precision,
+    except that a float file a runtime computed in a narrower float type (OpenVINO's bf16 on CPUs with BF16
+    instructions: FP32 or FP16 files) is judged as that type: the runtime, not the export, chose to round."""
+    if peer:
+        return PEER
+    row = NARROW_FLOATS.get(computed_in or "")
+    if row is not None and FLOAT_BITS.get(art.precision.value, 0) > FLOAT_BITS[row]:
+        return row  # the runtime rounded to fewer significant bits than the file holds
+    return art.precision.value
 
 
 def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
                  tolerances: dict[str, Tolerance] | None = None,
                  variants: Sequence[str] | None = None,
                  threads: int | None = None) -> list[ParityResult]:
-    """Compare every artifact (optionally of ``variants`` only) with its eager reference."""
+    """Compare every artifact (optionally of ``variants`` only) with its eager reference, in the reference
+    runtime of its format and in every runtime that declares ``parity_for`` it (:func:`registry.parity_runtimes`):
+    one result per artifact and runtime. A portability runtime that cannot run here is named in the
+    reference result's notes."""
     run_dir = Path(run_dir)
     manifest = require_verified(run_dir)
     table = tolerances if tolerances is not None else DEFAULT_TOLERANCES
@@ -301,41 +340,64 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
         peer = ref_name != art.variant
         if ref_name not in cache:
             cache[ref_name] = _outputs(run_dir, manifest.reference_for(ref_name), x, threads)[1]
-        row = PEER if peer else art.precision.value
-        if row not in table:
-            raise BadInputError(f"no tolerance row {row!r} for {art.path}; rows: {', '.join(table)}")
-        tol = table[row]
         if art.format == Format.EAGER:
             raise BadInputError(f"{art.path}: an eager reference is not a deployable artifact")
-        rt_name, out = _outputs(run_dir, art, x, threads)
-
-        notes: list[str] = []
-        if not art.weights.trained:
-            notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
-        m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
-        noise = _noise_rule(run_dir, manifest, art, tol, x, out, cache, threads) if not peer else None
-        by_noise = False
-        if noise is not None and bad:
-            by_noise, said = noise_rule(bad, *noise, tol.max_fp32_sqnr_loss_db)
-            if by_noise:
-                notes.append(said)
-                bad = []
-            else:
-                bad.append(said)
-        variation = metrics.output_variation(out) if len(out) > 1 else None
-        degenerate = variation is not None and variation < DEGENERATE_VARIATION
-        if degenerate:
-            notes.append(degenerate_warning(art.path, variation))
-        results.append(ParityResult(
-            variant=art.variant, format=art.format, path=art.path, runtime=rt_name,
-            precision=art.precision.value, reference=ref_name, peer=peer, n_inputs=len(x),
-            input_source=input_source, tolerance=tol, passed=not bad,
-            violations=[f"{art.path} ({art.variant}, {rt_name} vs eager {ref_name}): {v}"
-                        for v in bad],
-            notes=notes, output_variation=variation, degenerate=degenerate,
-            top1_checked=art.weights.trained, sqnr_vs_fp32_db=noise[0] if noise else None,
-            eager_sqnr_vs_fp32_db=noise[1] if noise else None, passed_by_noise_rule=by_noise, **m))
+        not_here: list[str] = []
+        first = len(results)
+        for i, spec in enumerate(registry.parity_runtimes(art.format)):
+            rt = spec.create(threads)
+            support = rt.supports(art)
+            if not support.ok:
+                if i == 0:
+                    raise RuntimeUnavailable(f"parity runtime {spec.name} cannot run {art.path}: {support.reason}")
+                not_here.append(f"not checked in {spec.name}: {support.reason}")
+                continue
+            out, computed_in = _run_in(rt, run_dir, art, x)
+            row = tolerance_row(art, peer, computed_in)
+            if row not in table:
+                raise BadInputError(f"no tolerance row {row!r} for {art.path}; rows: {', '.join(table)}")
+            results.append(_judge(run_dir, manifest, art, spec.name, table[row], row, computed_in, x, out, cache,
+                                  threads, input_source))
+        if not_here and len(results) > first:
+            results[first].notes.extend(not_here)
     return results
+
+
+def _judge(run_dir: Path, manifest, art: ArtifactRecord, rt_name: str, tol: Tolerance, row: str,
+           computed_in: str | None, x: np.ndarray, out: np.ndarray, cache: dict[str, np.ndarray],
+           threads: int | None, input_source: str) -> ParityResult:
+    """One artifact's outputs in one runtime, judged against its eager reference."""
+    ref_name = art.reference_variant
+    peer = ref_name != art.variant
+    notes: list[str] = []
+    if row in NARROW_FLOATS.values() and row != art.precision.value:
+        notes.append(f"{rt_name} computed this {art.precision.value.upper()} artifact in {computed_in} "
+                     f"(its default on this CPU): judged by the {row} row")
+    if not art.weights.trained:
+        notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
+    m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
+    noise = _noise_rule(run_dir, manifest, art, tol, x, out, cache, threads) if not peer else None
+    by_noise = False
+    if noise is not None and bad:
+        by_noise, said = noise_rule(bad, *noise, tol.max_fp32_sqnr_loss_db)
+        if by_noise:
+            notes.append(said)
+            bad = []
+        else:
+            bad.append(said)
+    variation = metrics.output_variation(out) if len(out) > 1 else None
+    degenerate = variation is not None and variation < DEGENERATE_VARIATION
+    if degenerate:
+        notes.append(degenerate_warning(art.path, variation))
+    return ParityResult(
+        variant=art.variant, format=art.format, path=art.path, runtime=rt_name,
+        precision=art.precision.value, reference=ref_name, peer=peer, n_inputs=len(x),
+        input_source=input_source, tolerance=tol, passed=not bad,
+        violations=[f"{art.path} ({art.variant}, {rt_name} vs eager {ref_name}): {v}" for v in bad],
+        notes=notes, output_variation=variation, degenerate=degenerate,
+        top1_checked=art.weights.trained, sqnr_vs_fp32_db=noise[0] if noise else None,
+        eager_sqnr_vs_fp32_db=noise[1] if noise else None, passed_by_noise_rule=by_noise,
+        computed_in=computed_in, **m)
 
 
 def noise_rule(violations: Sequence[str], own_db: float, eager_db: float, max_loss_db: float) -> tuple[bool, str]:

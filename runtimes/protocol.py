@@ -10,6 +10,8 @@ Each runtime class *declares* what it is, as class attributes::
         formats = (Format.ONNX,)       # the artifact formats it runs
         reference_for = (Format.ONNX,) # it checks parity of, and loads by default, these formats
         framework = "onnxruntime"      # whose kernels run (the report groups flags by it)
+        parity_for = ()                # optional: formats parity also checks in it (portability), besides
+                                       # in the format's reference runtime (runtimes.parity)
         preload = ("onnxruntime",)     # optional: what its bench cells import, once per sweep
                                        # (runtimes.bench.launch forks each cell from a server that did)
 
@@ -129,10 +131,20 @@ class Interleaves(Protocol):
     so that an interleaved A/B comparison (:mod:`runtimes.bench.compare`) measures each fairly.
 
     ``share_threads`` is called once, before any instance of the runtime is created in the process.
+    ``with_others``: another framework's artifact runs in the same process (an interleaved comparison
+    of two runtimes on one artifact), so this runtime's idle threads must leave the cores to it.
     """
 
     @classmethod
-    def share_threads(cls, threads: int | None) -> None: ...
+    def share_threads(cls, threads: int | None, with_others: bool = False) -> None: ...
+
+
+@runtime_checkable
+class ComputePrecision(Protocol):
+    """Says, after ``load``, the type it computes the float layers in when that may differ from the file's
+    (OpenVINO runs FP32 as ``bf16`` on CPUs with BF16 instructions): ``bf16``, ``f16``, ``f32`` or None."""
+
+    def compute_precision(self) -> str | None: ...
 
 
 @runtime_checkable
@@ -151,7 +163,8 @@ class LayerOutputs(Protocol):
     def run_layers(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves, LayerOutputs)
+CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves, LayerOutputs,
+                                  ComputePrecision)
 
 
 def layer_outputs_support(runtime: object) -> Support:
@@ -177,6 +190,7 @@ class RuntimeSpec:
     cls: type
     description: str
     preload: tuple[str, ...] = ()  # modules its bench cells import, imported once by the sweep's cell server
+    parity_for: tuple[str, ...] = ()  # formats parity also checks in this runtime (the portability check)
 
     def create(self, threads: int | None = None) -> Runtime:
         return self.cls(threads)
@@ -210,7 +224,8 @@ def register_runtime(cls: type) -> type:
         name=name, device=cls.device, formats=formats, reference_for=reference_for,
         framework=cls.framework,
         capabilities=tuple(p.__name__ for p in CAPABILITIES if issubclass(cls, p)),
-        cls=cls, description=doc[0] if doc else "", preload=tuple(getattr(cls, "preload", ())))
+        cls=cls, description=doc[0] if doc else "", preload=tuple(getattr(cls, "preload", ())),
+        parity_for=tuple(getattr(cls, "parity_for", ())))
     return cls
 
 

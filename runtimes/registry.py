@@ -14,7 +14,8 @@ from runtimes.errors import BadInputError
 from runtimes.manifest import Format
 from runtimes.protocol import Runtime, RuntimeSpec, registered_specs
 
-BUILTIN_MODULES = ("runtimes.eager", "runtimes.torchscript", "runtimes.libtorch_cpp", "runtimes.ort")
+BUILTIN_MODULES = ("runtimes.eager", "runtimes.torchscript", "runtimes.libtorch_cpp", "runtimes.ort",
+                   "runtimes.openvino")
 
 for _module in BUILTIN_MODULES:
     importlib.import_module(_module)
@@ -51,6 +52,12 @@ def reference_runtime(fmt: str) -> RuntimeSpec:
         if fmt in spec.reference_for:
             return spec
     raise BadInputError(f"no registered runtime is the reference for format {fmt!r}")
+
+
+def parity_runtimes(fmt: str) -> list[RuntimeSpec]:
+    """Where parity checks an artifact of format ``fmt``: its reference runtime, then every runtime that
+    declares ``parity_for`` it (the portability check: OpenVINO for ONNX)."""
+    return [reference_runtime(fmt), *(s for s in specs() if fmt in s.parity_for and fmt not in s.reference_for)]
 
 
 def runs_references(spec: RuntimeSpec) -> bool:

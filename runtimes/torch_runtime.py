@@ -101,7 +101,7 @@ class TorchRuntime(BoundRun, Describes, Interleaves):
 
     # -- Interleaves
     @classmethod
-    def share_threads(cls, threads: int | None) -> None:
+    def share_threads(cls, threads: int | None, with_others: bool = False) -> None:
         """Nothing to do: every module of a process already runs on torch's one intra-op pool."""
 
     # -- BoundRun

@@ -67,6 +67,18 @@ def quantize_pass(calib: torch.Tensor) -> Callable[[onnx.ModelProto], onnx.Model
     return peer_quantize_static
 
 
+def peer_variant(ctx: BuildContext, params: PeerParams, opts: CompressionOptions, quant: QuantRecord,
+                 onnx_pass: Callable[[onnx.ModelProto], onnx.ModelProto]) -> BuiltVariant:
+    """What every peer row is: the base variant's model and ONNX, with another tool's quantizer as a last
+    ONNX pass (the model itself stays the base's float model: a peer has no TorchScript of its own)."""
+    base = ctx.build_named(params.base, opts)
+    return BuiltVariant(base.model, quant, PruneRecord(None, None, None, 0.0), base.sparsity,
+                        base.params, base.nonzero_params,
+                        decisions={"peer": True},
+                        onnx_source=base.onnx_source,
+                        onnx_passes=(*base.onnx_passes, onnx_pass))
+
+
 @register_builder
 class OrtQuantizeStaticBuilder:
     name = "ort-quantize-static"
@@ -76,12 +88,6 @@ class OrtQuantizeStaticBuilder:
     sweepable = False
 
     def build(self, ctx: BuildContext, params: PeerParams, opts: CompressionOptions) -> BuiltVariant:
-        base = ctx.build_named(params.base, opts)
         quant = QuantRecord(backend="onnxruntime", scheme=PEER_SCHEME, calib_method="minmax",
-                            calib_source=ctx.calib_source,
-                            calib_images=int(len(ctx.calib_images)))
-        return BuiltVariant(base.model, quant, PruneRecord(None, None, None, 0.0), base.sparsity,
-                            base.params, base.nonzero_params,
-                            decisions={"peer": True},
-                            onnx_source=base.onnx_source,
-                            onnx_passes=(*base.onnx_passes, quantize_pass(ctx.calib_images)))
+                            calib_source=ctx.calib_source, calib_images=int(len(ctx.calib_images)))
+        return peer_variant(ctx, params, opts, quant, quantize_pass(ctx.calib_images))

@@ -120,7 +120,7 @@ def print_parity(results: list) -> None:
         if r.degenerate:
             result += " [red]DEGENERATE[/]"
         rel = "–" if r.max_rel_error is None else f"{r.max_rel_error:.3g}"
-        table.add_row(r.variant, r.format, r.runtime, mark("max_abs_error", f"{r.max_abs_error:.3g}"),
+        table.add_row(r.variant, r.format, r.runtime_label, mark("max_abs_error", f"{r.max_abs_error:.3g}"),
                       mark("max_rel_error", rel),
                       mark("cosine", f"{r.cosine:.6f}"), mark("sqnr_db", f"{r.sqnr_db:.1f}"),
                       mark("top1_agreement", f"{r.top1_agreement:.3f}"), f"{r.top5_overlap:.3f}", result)

@@ -15,7 +15,7 @@ from exporter.analysis.commands import AnalysisOptions
 from exporter.export import ExportOptions
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
                               ModelOptions, ParityOptions, PreprocessOptions)
-from exporter.variants import default_comparisons, default_variants
+from exporter.variants import default_comparisons, default_runtime_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.regression import CompareOptions
 from runtimes.errors import BadInputError
@@ -193,6 +193,7 @@ def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_ac
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout, attempts=attempts,
                         remeasure=remeasure,
                         max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),
+                        compare_across=default_runtime_comparisons(),
                         variants=split_names(variants))
 
 

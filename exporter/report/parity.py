@@ -36,7 +36,7 @@ def parity_section(ctx: ReportContext) -> str:
         if r.degenerate:
             result += " ⚠ DEGENERATE"
         rel_text = "–" if r.max_rel_error is None else f"{r.max_rel_error:.3g}"
-        lines.append(f"| {r.path} | {r.runtime} | {r.reference} | {cell('max_abs_error', f'{r.max_abs_error:.3g}')} | "
+        lines.append(f"| {r.path} | {r.runtime_label} | {r.reference} | {cell('max_abs_error', f'{r.max_abs_error:.3g}')} | "
                      f"{cell('max_rel_error', rel_text)} | "
                      f"{cell('cosine', f'{r.cosine:.6f}')} | {cell('sqnr_db', sq_text)} | "
                      f"{cell('top1_agreement', f'{r.top1_agreement:.3f}')} | {r.top5_overlap:.3f} | {result} |")

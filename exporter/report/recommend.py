@@ -19,6 +19,7 @@ from typing import Sequence
 from exporter.options import DEFAULT_MAX_ACCURACY_DROP
 from exporter.report.context import ReportContext, devices, reference_runtimes, role_of, variants_with
 from exporter.variants import Role
+from runtimes import registry
 from runtimes.bench.results import Cell
 from runtimes.manifest import Format
 from runtimes.protocol import CPU
@@ -96,19 +97,29 @@ def baseline_top1(cells: Sequence[Cell], device: str) -> Baseline | None:
     return None
 
 
-def failed_parity(ctx: ReportContext) -> set[tuple[str, str]]:
-    """(variant, format) of every artifact that failed parity in any runtime it was checked in."""
+def failed_parity(ctx: ReportContext) -> set[tuple[str, str, str | None]]:
+    """Where an artifact may not be deployed for failing parity: (variant, format, runtime).
+
+    A failure in the format's reference runtime (ORT for ONNX) condemns the file everywhere (runtime None);
+    a failure only in another runtime (the portability check in OpenVINO) condemns that runtime's cells."""
     if ctx.parity is None:
         return set()
-    return {(r.variant, r.format) for r in ctx.parity.results if not r.passed}
+    out: set[tuple[str, str, str | None]] = set()
+    for r in ctx.parity.results:
+        if not r.passed:
+            reference = r.runtime == registry.reference_runtime(r.format).name
+            out.add((r.variant, r.format, None if reference else r.runtime))
+    return out
 
 
-def not_deployable(c: Cell, failed: set[tuple[str, str]]) -> str | None:
+def not_deployable(c: Cell, failed: set[tuple[str, str, str | None]]) -> str | None:
     """Why a user may not deploy this cell's artifact (None: they may)."""
     if role_of(c.variant) is Role.PEER:
         return PEER_REASON
-    if (c.variant, c.format) in failed:
+    if (c.variant, c.format, None) in failed:
         return PARITY_REASON
+    if (c.variant, c.format, c.runtime) in failed:
+        return f"{PARITY_REASON} in {c.runtime}"
     return None
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from exporter.report import analyses, compression, figures, int8_slower, parity, summary, tables  # noqa: F401  (sections)
+from exporter.report import (analyses, compression, figures, int8_slower, parity, peers, summary,  # noqa: F401
+                             tables)  # (sections)
 from exporter.report.context import load_context
 from exporter.report.sections import EXTRA_ORDER, RegisteredSection, Section, registered_sections
 from runtimes.manifest import RUN_FILES

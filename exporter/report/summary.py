@@ -99,11 +99,14 @@ def interleaved_rows(ctx: ReportContext, labels: dict[str, str]) -> list[str]:
     rows = []
     for c in comps:
         name = f"{labels.get(c.b, c.b)} vs {labels.get(c.a, c.a)}"
+        runtime = c.runtime
+        if c.b_runtime:  # one artifact in two runtimes
+            name, runtime = f"`{c.a}`: {c.b_runtime} vs {c.runtime}", f"{c.b_runtime} vs {c.runtime}"
         if not c.ok:
-            rows.append(f"| {c.runtime} | {name} | {c.a_format} | {c.status}: {c.reason} | | |")
+            rows.append(f"| {runtime} | {name} | {c.a_format} | {c.status}: {c.reason} | | |")
             continue
         note = "" if c.stable else " ⚠ noisy"
-        rows.append(f"| {c.runtime} | {name} | {c.a_format} | **{c.ratio:.2f}×**{note} | "
+        rows.append(f"| {runtime} | {name} | {c.a_format} | **{c.ratio:.2f}×**{note} | "
                     f"{c.ratio_p10:.2f}–{c.ratio_p90:.2f} | {c.rounds} |")
     return ["", "Interleaved in one process (alternating rounds; a burst of load slows both sides of a round, "
                 "so noise cannot bias these ratios; switching models costs cache, so they can sit below the "

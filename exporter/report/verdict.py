@@ -42,11 +42,11 @@ class Disagreement:
 
 
 def _separate_cells(comp: Comparison, cells: Sequence[Cell]) -> tuple[Cell, Cell] | None:
-    def find(variant: str, fmt: str) -> Cell | None:
+    def find(variant: str, fmt: str, runtime: str) -> Cell | None:
         return next((c for c in cells if c.ok and c.variant == variant and c.format == fmt
-                     and c.runtime == comp.runtime and c.batch == comp.batch and c.median), None)
+                     and c.runtime == runtime and c.batch == comp.batch and c.median), None)
 
-    a, b = find(comp.a, comp.a_format), find(comp.b, comp.b_format)
+    a, b = find(comp.a, comp.a_format, comp.runtime), find(comp.b, comp.b_format, comp.b_runs_in)
     return (a, b) if a is not None and b is not None else None
 
 
@@ -91,7 +91,10 @@ def sentence(d: Disagreement, labels: dict[str, str]) -> str:
     def says(x: float) -> str:
         return f"{x:.2f}× ({'faster' if x > 1 else 'slower'})"
 
-    head = (f"On {c.runtime}, {b} vs {a} disagree: separate cells say {says(d.separate)}, interleaved rounds "
+    where = f"{c.runtime}" if not c.b_runtime else f"{c.runtime} and {c.b_runtime}"
+    if c.b_runtime:
+        a, b = f"{a} on {c.runtime}", f"{b} on {c.b_runtime}"
+    head = (f"On {where}, {b} vs {a} disagree: separate cells say {says(d.separate)}, interleaved rounds "
             f"say {says(d.interleaved)}; ")
     if d.believe is None:
         return head + d.why + "."

@@ -1,7 +1,14 @@
-"""Interleaved A/B comparisons: two artifacts in one runtime, one process, alternating runs.
+"""Interleaved A/B comparisons: two artifacts in one runtime, or one artifact in two runtimes, in one
+process, alternating runs.
 
     python -m runtimes.bench.compare --run-dir DIR --runtime R --batch N \
-        --a VARIANT:FORMAT --b VARIANT:FORMAT [--threads T] [--min-time S] [--min-iters K] [--warmup W]
+        --a VARIANT:FORMAT --b VARIANT:FORMAT [--b-runtime R2] [--threads T] [--min-time S] [--min-iters K] \
+        [--warmup W]
+
+With ``--b-runtime`` side B runs in another runtime (``openvino`` against ``ort-cpu`` on the same
+``.onnx``): each runtime is told another framework shares the process
+(:meth:`~runtimes.protocol.Interleaves.share_threads` ``with_others``), so that neither one's idle
+threads spin on the cores the other is timed on.
 
 prints one JSON :class:`Comparison` as the last line of stdout. Both artifacts
 are loaded and warmed up, then timed in rounds: A, B, B, A, A, B, ... (the
@@ -47,12 +54,18 @@ class CompareSpec:
     min_time_s: float = BenchOptions.min_time_s
     min_iters: int = BenchOptions.min_iters
     warmup: int = BenchOptions.warmup
+    b_runtime: str | None = None  # side B's runtime when it is not ``runtime``
 
     def argv(self) -> list[str]:
         args = ["--run-dir", str(self.run_dir), "--runtime", self.runtime, "--batch", str(self.batch),
                 "--a", ":".join(self.a), "--b", ":".join(self.b), "--min-time", repr(self.min_time_s),
                 "--min-iters", str(self.min_iters), "--warmup", str(self.warmup)]
+        args += ["--b-runtime", self.b_runtime] if self.b_runtime else []
         return args + (["--threads", str(self.threads)] if self.threads is not None else [])
+
+    @property
+    def runtimes(self) -> tuple[str, str]:
+        return self.runtime, self.b_runtime or self.runtime
 
 
 def comparable(spec) -> bool:
@@ -63,7 +76,7 @@ def comparable(spec) -> bool:
 def _base(spec: CompareSpec) -> dict:
     device = next((s.device for s in registry.specs() if s.name == spec.runtime), "unknown")
     return dict(runtime=spec.runtime, device=device, batch=spec.batch, a=spec.a[0], a_format=spec.a[1],
-                b=spec.b[0], b_format=spec.b[1])
+                b=spec.b[0], b_format=spec.b[1], b_runtime=spec.b_runtime)
 
 
 def run_comparison(spec: CompareSpec) -> Comparison:
@@ -77,16 +90,19 @@ def run_comparison(spec: CompareSpec) -> Comparison:
 
 
 def _measure(spec: CompareSpec) -> Comparison:
-    runtime = registry.get_spec(spec.runtime)
-    if not comparable(runtime):
-        return Comparison(**_base(spec), status="skipped",
-                          reason=f"{runtime.name} cannot interleave two artifacts in one process")
+    sides = [registry.get_spec(name) for name in spec.runtimes]
+    for runtime in sides:
+        if not comparable(runtime):
+            return Comparison(**_base(spec), status="skipped",
+                              reason=f"{runtime.name} cannot interleave two artifacts in one process")
     manifest = read_manifest(spec.run_dir)
     records = [pick_record(manifest, *side) for side in (spec.a, spec.b)]
-    runtime.cls.share_threads(spec.threads)
+    across = sides[0].name != sides[1].name
+    for runtime in dict.fromkeys(s.cls for s in sides):
+        runtime.share_threads(spec.threads, with_others=across)
     loaded = []
     try:
-        for rec in records:
+        for runtime, rec in zip(sides, records):
             if not runtime.runs(rec.format):
                 raise BadInputError(f"{runtime.name} does not run {rec.format} files")
             rt = runtime.create(spec.threads)
@@ -134,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", required=True, type=int)
     p.add_argument("--a", required=True)
     p.add_argument("--b", required=True)
+    p.add_argument("--b-runtime", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--min-time", type=float, default=CompareSpec.min_time_s)
     p.add_argument("--min-iters", type=int, default=CompareSpec.min_iters)
@@ -144,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     spec = CompareSpec(a.run_dir, a.runtime, a.batch, tuple(a.a.split(":", 1)), tuple(a.b.split(":", 1)),
-                       a.threads, a.min_time, a.min_iters, a.warmup)
+                       a.threads, a.min_time, a.min_iters, a.warmup, a.b_runtime)
     return print_one_json_line(lambda: run_comparison(spec))
 
 

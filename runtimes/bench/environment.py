@@ -8,6 +8,7 @@ not an error.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -21,6 +22,8 @@ RELEVANT_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_v
                   "amx_tile", "amx_int8", "amx_bf16")
 
 _VERSIONED = ("torch", "torchvision", "onnx", "onnxruntime", "numpy")
+# Read from the installed distributions' metadata: importing them costs seconds and is not needed to know.
+_DISTRIBUTIONS = ("openvino", "nncf")
 
 
 def collect_environment(threads: int | None) -> Environment:
@@ -46,6 +49,11 @@ def package_versions() -> dict[str, str]:
         try:
             versions[name] = str(importlib.import_module(name).__version__)
         except ImportError:
+            versions[name] = "not installed"
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
 

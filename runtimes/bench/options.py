@@ -33,6 +33,9 @@ class BenchOptions:
     # Variant pairs (a, b) to time interleaved in one process, per runtime that runs both,
     # at the smallest batch: the speed-up of b over a that noise cannot bias (runtimes.bench.compare).
     compare: tuple[tuple[str, str], ...] = ()
+    # Variants whose artifact is also timed interleaved in two runtimes of one device that run its format
+    # (the format's reference runtime against each other one: ort-cpu against openvino on the .onnx).
+    compare_across: tuple[str, ...] = ()
     # The accuracy budget (top-1 points below the FP32 baseline) of the report's
     # recommendation and of the budgeted `auto` variant; recorded with the results.
     max_accuracy_drop: float = 1.0

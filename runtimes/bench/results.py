@@ -113,7 +113,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class Comparison:
-    """``a`` against ``b`` in one runtime, interleaved: ``ratio`` = time(a) / time(b) (a speed-up of b)."""
+    """``a`` against ``b``, interleaved: ``ratio`` = time(a) / time(b) (a speed-up of b). Both run in
+    ``runtime``, or ``b`` in ``b_runtime`` when it is set (one artifact in two runtimes)."""
 
     runtime: str
     device: str
@@ -133,6 +134,12 @@ class Comparison:
     other_cores: float | None = None  # other processes' CPU use during the window
     stable: bool | None = None  # both sides' samples pass runtimes.bench.stability
     method: str = "interleaved: alternating rounds in one process, median of per-round ratios"
+    b_runtime: str | None = None
+
+    @property
+    def b_runs_in(self) -> str:
+        """The runtime side B ran in."""
+        return self.b_runtime or self.runtime
 
     @property
     def ok(self) -> bool:
@@ -140,6 +147,9 @@ class Comparison:
 
     @property
     def label(self) -> str:
+        if self.b_runtime:
+            return (f"{self.a} on {self.runtime} vs {self.b} on {self.b_runtime} interleaved b{self.batch}: "
+                    f"{self.status}")
         return f"{self.a} vs {self.b} interleaved on {self.runtime} b{self.batch}: {self.status}"
 
 

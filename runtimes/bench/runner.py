@@ -202,26 +202,36 @@ def spawn_comparison(spec: CompareSpec, timeout_s: float, launch: Launcher) -> C
         return got
     device = registry.get_spec(spec.runtime).device
     return Comparison(spec.runtime, device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
-                      status="error", reason=got)
+                      status="error", reason=got, b_runtime=spec.b_runtime)
 
 
 def precheck_comparison(spec: CompareSpec, manifest: Manifest) -> Comparison | None:
-    """A ``skipped`` comparison when the runtime cannot run one of the two records here (no spawn)."""
-    rt = registry.get_spec(spec.runtime)
-    for variant, fmt in (spec.a, spec.b):
+    """A ``skipped`` comparison when a runtime cannot run its side's record here (no spawn)."""
+    for name, (variant, fmt) in zip(spec.runtimes, (spec.a, spec.b)):
+        rt = registry.get_spec(name)
         rec = next(r for r in manifest.records() if r.variant == variant and r.format == fmt)
         support = rt.create(spec.threads).supports(rec)
         if not support.ok:
             return Comparison(spec.runtime, rt.device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
-                              status="skipped", reason=support.reason)
+                              status="skipped", reason=f"{name}: {support.reason}", b_runtime=spec.b_runtime)
     return None
 
 
 def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec],
                      opts: BenchOptions) -> list[CompareSpec]:
-    """One interleaved comparison per requested (a, b) pair and runtime that can run both, at the
-    smallest batch: the records a runtime runs for each variant, in the same format."""
+    """The interleaved comparisons, at the smallest batch:
+
+    * one per requested variant pair (a, b) and runtime that can run both, in the same format;
+    * one per variant of ``opts.compare_across`` and pair of runtimes on one device that run its format:
+      the format's reference runtime (``ort-cpu`` for ONNX) against each other one (``openvino``).
+    """
     out = []
+    batch = min(opts.batches)
+
+    def spec(runtime: str, a: tuple[str, str], b: tuple[str, str], b_runtime: str | None = None) -> CompareSpec:
+        return CompareSpec(run_dir.resolve(), runtime, batch, a, b, opts.threads, opts.min_time_s,
+                           opts.min_iters, opts.warmup, b_runtime)
+
     for a, b in opts.compare:
         for rt in specs:
             if not comparable(rt):
@@ -229,9 +239,20 @@ def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec]
             for fmt in rt.formats:
                 have = {r.variant for r in manifest.records() if r.format == fmt}
                 if a in have and b in have:
-                    out.append(CompareSpec(run_dir.resolve(), rt.name, min(opts.batches), (a, fmt), (b, fmt),
-                                           opts.threads, opts.min_time_s, opts.min_iters, opts.warmup))
+                    out.append(spec(rt.name, (a, fmt), (b, fmt)))
                     break
+    names = {s.name for s in specs}
+    for variant in opts.compare_across:
+        for rec in manifest.records():
+            if rec.variant != variant:
+                continue
+            ref = next((s for s in registry.specs() if rec.format in s.reference_for), None)
+            if ref is None or ref.name not in names or not comparable(ref):
+                continue
+            for other in specs:
+                if other.name != ref.name and other.runs(rec.format) and other.device == ref.device \
+                        and comparable(other):
+                    out.append(spec(ref.name, (variant, rec.format), (variant, rec.format), other.name))
     return out
 
 

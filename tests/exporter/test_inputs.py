@@ -24,9 +24,12 @@ def test_untrained_efficientnet_at_224_with_real_images_passes_fp32_parity_at_60
     assert manifest["weights"]["batchnorm_source"] == str(sample_dir)
     assert manifest["artifacts"][0]["input"]["shape"][-1] == 224  # the model's own size
     report = read_parity(out)
-    assert report.inputs.source == "images" and len(report.results) == 2
+    assert report.inputs.source == "images"
+    assert [r.runtime for r in report.results] == ["torchscript", "ort-cpu", "openvino"]
     for r in report.results:
-        assert r.passed and r.sqnr_db >= 60.0, (r.path, r.sqnr_db, r.violations)
+        assert r.passed, (r.path, r.runtime, r.violations)
+        if r.computed_in != "bf16":  # OpenVINO's bf16 (its default on CPUs that have it) is judged by its row
+            assert r.sqnr_db >= 60.0, (r.path, r.runtime, r.sqnr_db)
 
 
 def test_synthetic_calibration_keeps_synthetic_batchnorm(tmp_path):

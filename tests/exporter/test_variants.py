@@ -7,7 +7,7 @@ from exporter.builders.base import get_builder
 from exporter.builders.floating import FloatParams
 from exporter.errors import BadInputError
 from exporter.variants import (Role, VariantSpec, all_variants, check_request, default_variants, get_variant,
-                               parse_variants, register_variant, sweepable, unregister_variant)
+                               needs_images, parse_variants, register_variant, sweepable, unregister_variant)
 from runtimes.manifest import Precision
 
 SEED_VARIANTS = ("fp32", "fp32-pruned", "int8", "fp16", "mixed")
@@ -55,9 +55,11 @@ def test_every_variant_is_consistent(spec):
 def test_defaults_and_roles_come_from_the_registry():
     assert default_variants(with_peers=False) == ("fp32", "fp32-pruned", "int8", "fp16", "mixed")
     assert default_variants(with_peers=True) == (*default_variants(with_peers=False), "ort-quantize-static")
-    roles = {v.role: v.name for v in all_variants() if v.role is not Role.VARIANT}
-    assert roles == {Role.BASELINE: "fp32", Role.HEADLINE: "int8", Role.PEER: "ort-quantize-static",
-                     Role.BUDGETED: "auto"}
+    roles = {v.role: v.name for v in all_variants() if v.role not in (Role.VARIANT, Role.PEER)}
+    assert roles == {Role.BASELINE: "fp32", Role.HEADLINE: "int8", Role.BUDGETED: "auto"}
+    # two peers; only ORT's runs by default (NNCF's needs calibration images)
+    assert [v.name for v in all_variants() if v.role is Role.PEER] == ["ort-quantize-static", "nncf-ptq"]
+    assert [v.name for v in all_variants() if needs_images(v)] == ["nncf-ptq"]
     assert [s.name for s in sweepable(all_variants())] == ["fp32-pruned", "int8", "fp16", "mixed", "fp32-slim",
                                                             "int8-slim"]
 
@@ -72,6 +74,9 @@ def test_requests_that_cannot_be_built_are_refused_with_one_line():
     # float variants and the ORT peer need no INT8 lane of ours
     check_request("vit_b_16", parse_variants("fp32,fp16,ort-quantize-static"), has_eval=False)
     check_request("wide_resnet50_2", parse_variants("fp32,int8,mixed"), has_eval=False)  # the FX lane
+    with pytest.raises(BadInputError, match="nncf-ptq variant needs --calib-data"):
+        check_request("resnet18", parse_variants("fp32,nncf-ptq"), has_eval=False, has_calib=False)
+    check_request("resnet18", parse_variants("fp32,nncf-ptq"), has_eval=False, has_calib=True)
 
 
 @pytest.fixture()

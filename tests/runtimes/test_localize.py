@@ -59,6 +59,9 @@ def test_a_changed_weight_scale_is_named_as_the_first_divergent_layer(copy_run_d
     assert before and all(lp.passed for lp in before)  # every earlier layer is still within tolerance
     damaged = next(lp for lp in r.layers if lp.layer == DAMAGED)
     assert not damaged.passed and damaged.sqnr_db < 15 and DAMAGED in r.localization
+    # OpenVINO runs the same file: its own result is localized in OpenVINO, to the same layer
+    ov = next(r for r in out if r.path == "int8.onnx" and r.runtime == "openvino")
+    assert not ov.passed and ov.first_divergent_layer == DAMAGED and "in openvino" in ov.localization
     # the TorchScript artifact passed, so "violating" left it alone
     ts = next(r for r in out if r.path == "int8.pt")
     assert ts.passed and ts.localization is None and ts.layers == []

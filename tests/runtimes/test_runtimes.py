@@ -9,7 +9,7 @@ import torch
 from runtimes import parity, registry, structure
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
 from runtimes.manifest import read_manifest
-from runtimes.protocol import CAPABILITIES, CUDA, Runtime
+from runtimes.protocol import CAPABILITIES, CUDA, ComputePrecision, Runtime
 from runtimes.registry import get_runtime, runtime_names
 
 HAS_CUDA = torch.cuda.is_available()
@@ -39,7 +39,7 @@ def references(tiny_run_dir, tiny_inputs):
 
 def test_all_runtimes_registered():
     assert runtime_names() == ["eager", "eager-cuda", "torchscript", "torchscript-cuda", "libtorch-cpp",
-                               "ort-cpu", "ort-cuda"]
+                               "ort-cpu", "ort-cuda", "openvino"]
     for spec in SPECS:
         rt = get_runtime(spec.name, 2)
         assert isinstance(rt, Runtime) and rt.name == spec.name
@@ -74,11 +74,12 @@ def test_runtime_runs_or_says_why(spec, path, tiny_run_dir, tiny_inputs, referen
     try:
         out = rt.run(tiny_inputs)
         info = rt.info()
+        computed_in = rt.compute_precision() if isinstance(rt, ComputePrecision) else None
     finally:
         rt.close()
     assert out.shape == (len(tiny_inputs), 10) and out.dtype == np.float32
     ref_name = rec.reference_variant
-    row = parity.PEER if ref_name != rec.variant else rec.precision.value
+    row = parity.tolerance_row(rec, ref_name != rec.variant, computed_in)
     metrics, bad = parity.compare(references[ref_name], out, parity.DEFAULT_TOLERANCES[row], check_top1=False)
     assert not bad, (spec.name, path, metrics)
     if spec.name in ("eager", "torchscript", "ort-cpu"):

@@ -56,7 +56,7 @@ def test_every_command_has_help(command):
 def test_variants_lists_the_registry():
     res = invoke("variants")
     assert res.exit_code == 0
-    for name in ("fp32", "fp32-pruned", "int8", "fp16", "mixed", "auto", "ort-quantize-static"):
+    for name in ("fp32", "fp32-pruned", "int8", "fp16", "mixed", "auto", "ort-quantize-static", "nncf-ptq"):
         assert name in res.output
 
 
@@ -185,7 +185,8 @@ def test_parity_passes_then_fails_on_a_perturbed_artifact(exported_copy):
     # 4 inputs are not the 8 synthetic ones the export recorded: the result goes beside parity.json
     data = json.loads((exported_copy / "parity-synthetic-4.json").read_text())
     failed = [r for r in data["results"] if not r["passed"]]
-    assert [r["path"] for r in failed] == ["fp32.onnx"]
+    assert {r["path"] for r in failed} == {"fp32.onnx"}  # in ONNX Runtime, and in OpenVINO when it ran f32
+    assert "ort-cpu" in {r["runtime"] for r in failed}
     assert json.loads((exported_copy / "parity.json").read_text())["passed"] is True
     assert invoke("verify", str(exported_copy)).exit_code == 0  # both are the run's own files
     # without options, parity re-checks the recorded inputs (8 synthetic) and records the failure there
@@ -212,6 +213,32 @@ def test_auto_without_eval_data_is_rejected(out):
     _no_partial_output(out)
 
 
+def test_the_nncf_peer_without_calibration_images_is_rejected(out):
+    assert_one_line_error(_export(out, "--variants", "fp32,nncf-ptq"), 2, "nncf-ptq variant needs --calib-data")
+    _no_partial_output(out)
+
+
+def test_the_nncf_peer_is_built_on_real_images_and_runs_everywhere_onnx_does(out, shapes):
+    """nncf.quantize on the FP32 ONNX, calibrated on the given images: a QDQ ONNX recorded as NNCF's, gated
+    against the FP32 model by the peer row in ONNX Runtime and in OpenVINO."""
+    import onnx
+
+    from runtimes.parity import read_parity
+
+    res = invoke("export", "--out", str(out), "--weights", "random", *SMALL, "--calib-data", str(shapes["train"]),
+                 "--calib-images", "16", "--parity-images", "8", "--variants", "fp32,nncf-ptq")
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "manifest.json").read_text())
+    peer = next(a for a in m["artifacts"] if a["variant"] == "nncf-ptq")
+    assert peer["format"] == "onnx" and peer["quantization"]["backend"].startswith("nncf ")
+    assert peer["quantization"]["calib_images"] == 16 and "fast bias correction" in peer["quantization"]["scheme"]
+    ops = {n.op_type for n in onnx.load(str(out / peer["path"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    rows = [r for r in read_parity(out).results if r.variant == "nncf-ptq"]
+    assert [r.runtime for r in rows] == ["ort-cpu", "openvino"]
+    assert all(r.peer and r.reference == "fp32" and r.passed for r in rows), [r.violations for r in rows]
+
+
 def test_bench_with_eval_data_fills_accuracy_then_report(exported_copy, sample_dir):
     # Four variants (float, INT8, FP16, the peer) of the run's nine: what the test proves does not depend on how many.
     res = invoke("bench", str(exported_copy), "--runtimes", "ort-cpu,eager", "--batch", "4", "--min-time", "0.01",
@@ -234,7 +261,7 @@ def test_models_and_runtimes_list_the_registries():
     assert "none (float variants only)" in res.output
     res = invoke("runtimes")
     assert res.exit_code == 0, res.output
-    for name in ("eager", "torchscript", "libtorch-cpp", "ort-cpu", "ort-cuda"):
+    for name in ("eager", "torchscript", "libtorch-cpp", "ort-cpu", "ort-cuda", "openvino"):
         assert name in res.output
     assert "SelfTimed" in res.output
 

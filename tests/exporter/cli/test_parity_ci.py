@@ -19,7 +19,7 @@ def test_localize_names_the_damaged_layer_in_json_junit_and_the_error(exported_c
     assert_one_line_error(res, 4, f"first divergent layer: {DAMAGED}")
     records = json.loads(res.output[res.output.index("["):res.output.rindex("]") + 1])
     failed = [r for r in records if not r["passed"]]
-    assert [r["path"] for r in failed] == ["int8.onnx"]
+    assert [(r["path"], r["runtime"]) for r in failed] == [("int8.onnx", "ort-cpu"), ("int8.onnx", "openvino")]
     assert failed[0]["first_divergent_layer"] == DAMAGED
     table = failed[0]["layers"]
     assert {"layer", "tensor", "sqnr_db", "cosine", "max_abs_error", "passed"} <= set(table[0])

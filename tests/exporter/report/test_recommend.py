@@ -102,3 +102,33 @@ def test_terminal_lines_are_few_and_carry_the_answer(tmp_path):
     lines = terminal_lines(recommend(_compact_model_run(tmp_path)))
     assert lines == ["CPU batch 1: `int8-dense` as onnx on ort-cpu: 5.00 ms, zstd 4.20 MB; top-1 97.20%"]
     assert terminal_lines([]) == ["no artifact qualifies: see the report's Recommendation"]
+
+
+def _openvino_run(tmp_path, ov_fp32_passed=True):
+    """Issue 19's MobileNetV3-Large on a 2-core EPYC: FP32 in OpenVINO (4.25 ms) beats every INT8 in ORT."""
+    cells = [cell("fp32", "eager", "eager", 20.0, top1=96.4, mb=21.0),
+             cell("fp32", "onnx", "ort-cpu", 6.4, top1=96.4, mb=21.0),
+             cell("fp32", "onnx", "openvino", 4.25, top1=96.4, mb=21.0),
+             cell("int8-dense", "onnx", "ort-cpu", 6.2, top1=96.0, mb=6.0),
+             cell("int8-dense", "onnx", "openvino", 4.9, top1=96.0, mb=6.0),
+             _int8(cell("nncf-ptq", "onnx", "openvino", 4.4, top1=96.0, mb=6.0))]
+    ov = dataclasses.replace(parity_result("fp32", "onnx", "openvino", 38.0), computed_in="bf16",
+                             passed=ov_fp32_passed)
+    parity = [parity_result("fp32", "onnx", "ort-cpu", 120.0), ov,
+              parity_result("int8-dense", "onnx", "ort-cpu", 30.0),
+              parity_result("int8-dense", "onnx", "openvino", 30.0),
+              dataclasses.replace(parity_result("nncf-ptq", "onnx", "openvino", 25.0), peer=True)]
+    return load_context(write_run(tmp_path / "run", cells=cells, parity=parity))
+
+
+def test_the_fastest_cell_in_openvino_is_chosen(tmp_path):
+    (r,) = recommend(_openvino_run(tmp_path))
+    assert (r.pick.variant, r.pick.format, r.pick.runtime) == ("fp32", "onnx", "openvino")
+    assert [(x.cell.variant, x.reason) for x in r.left_out] == [("nncf-ptq", PEER_REASON)]
+
+
+def test_a_failure_only_in_openvino_leaves_the_ort_cell_deployable(tmp_path):
+    (r,) = recommend(_openvino_run(tmp_path, ov_fp32_passed=False))
+    assert (r.pick.variant, r.pick.runtime) == ("int8-dense", "openvino")
+    assert [(x.cell.variant, x.cell.runtime, x.reason) for x in r.left_out] == \
+        [("fp32", "openvino", f"{PARITY_REASON} in openvino"), ("nncf-ptq", "openvino", PEER_REASON)]

@@ -187,7 +187,8 @@ def test_interleaved_comparisons(tiny_copy, fast_zstd):
 
     # libtorch-cpp times itself in C++: it cannot hold two artifacts in one Python process
     assert [s.name for s in registry.specs() if comparable(s)] == ["eager", "eager-cuda", "torchscript",
-                                                                   "torchscript-cuda", "ort-cpu", "ort-cuda"]
+                                                                   "torchscript-cuda", "ort-cpu", "ort-cuda",
+                                                                   "openvino"]
     res = bench(tiny_copy, opts(runtimes=("torchscript", "ort-cpu"), batches=(2, 4),
                                 variants=("fp32", "int8"), compare=(("fp32", "int8"),)))
     by = {c.runtime: c for c in res.comparisons}
@@ -197,6 +198,35 @@ def test_interleaved_comparisons(tiny_copy, fast_zstd):
         assert c.ok, c.reason
         assert (c.a, c.b, c.a_format, c.batch) == ("fp32", "int8", fmt, 2)  # the smallest batch
         assert c.rounds >= 3 and c.ratio_p10 <= c.ratio <= c.ratio_p90 and c.a_ms > 0 and c.b_ms > 0
+    assert read_results(tiny_copy).comparisons == res.comparisons
+
+
+def test_comparisons_across_runtimes_are_planned_against_the_reference(tiny_run_dir):
+    """--compare-across: each listed variant's file in its format's reference runtime against every other
+    runtime on that device that runs the format; TorchScript has one CPU runtime that can interleave."""
+    from runtimes import registry
+    from runtimes.bench.runner import plan_comparisons
+    from runtimes.manifest import read_manifest
+
+    specs = [registry.get_spec(n) for n in ("torchscript", "ort-cpu", "openvino", "ort-cuda")]
+    plans = plan_comparisons(tiny_run_dir, read_manifest(tiny_run_dir), specs,
+                             opts(compare_across=("fp32", "int8"), batches=(4, 2)))
+    assert [(p.runtime, p.b_runtime, p.a, p.b, p.batch) for p in plans] == [
+        ("ort-cpu", "openvino", ("fp32", "onnx"), ("fp32", "onnx"), 2),
+        ("ort-cpu", "openvino", ("int8", "onnx"), ("int8", "onnx"), 2)]
+    assert plans[0].runtimes == ("ort-cpu", "openvino")
+
+
+@pytest.mark.slow  # one interleaving process
+def test_one_file_in_two_runtimes_interleaved(tiny_copy, fast_zstd):
+    res = bench(tiny_copy, opts(runtimes=("ort-cpu", "openvino"), batches=(1,), variants=("int8",),
+                                compare_across=("int8",)))
+    (c,) = res.comparisons
+    assert c.ok, c.reason
+    assert (c.runtime, c.b_runtime, c.b_runs_in, c.a, c.b) == ("ort-cpu", "openvino", "openvino", "int8", "int8")
+    assert "int8 on ort-cpu vs int8 on openvino" in c.label
+    assert c.rounds >= 3 and c.a_ms > 0 and c.b_ms > 0
+    assert {x.runtime for x in res.cells if x.ok} == {"ort-cpu", "openvino"}
     assert read_results(tiny_copy).comparisons == res.comparisons
 
 
