@@ -37,7 +37,10 @@ def test_localize_names_the_damaged_layer_in_json_junit_and_the_error(exported_c
                 if c.get("classname") == "parity.int8.onnx.ort-cpu" and c.find("failure") is not None}
     assert set(failures) >= {"cosine", "sqnr_db"}
     assert "tolerance >= 15 dB" in failures["sqnr_db"] and f"first divergent layer: {DAMAGED}" in failures["sqnr_db"]
-    assert int(suite.get("failures")) == len(failures)
+    # the damaged file fails in every ONNX runtime it is checked in (ort-cpu and openvino): each failing case counts
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert {c.get("classname") for c in failed} <= {"parity.int8.onnx.ort-cpu", "parity.int8.onnx.openvino"}
+    assert int(suite.get("failures")) == len(failed) >= len(failures)
 
 
 def test_junit_of_a_passing_run_and_bad_localize_values(exported_copy, tmp_path):
