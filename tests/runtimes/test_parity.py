@@ -243,3 +243,45 @@ def test_the_quantization_noise_rule():
     passed, said = noise_rule(bad, 3.4, NOISE_RULE_MIN_EAGER_SQNR_DB - 0.1, 3.0)
     assert not passed and "does not apply" in said and "\n" not in said
     assert not noise_rule(["output has NaN or Inf"], 30.0, 30.0, 3.0)[0]
+
+
+def test_the_bf16_rounding_rule():
+    """A float file computed in bf16 may round at most 3 dB worse than the eager model itself does in bf16."""
+    from runtimes.parity import BF16_RULE_MAX_LOSS_DB, bf16_rule
+
+    bad = ["cosine 0.998840 < 0.999", "sqnr 24.64 dB < 25.0 dB"]
+    passed, said = bf16_rule(bad, 24.6, 22.7)  # OpenVINO's untrained EfficientNet-B0 against eager in bf16
+    assert passed and "passed by the bf16 rounding rule" in said and "cosine 0.998840" in said
+    assert bf16_rule(bad, 22.7 - BF16_RULE_MAX_LOSS_DB, 22.7)[0]
+    passed, said = bf16_rule(bad, 18.0, 22.7)
+    assert not passed and "more than 3 dB below" in said and "\n" not in said
+    assert not bf16_rule(["output has NaN or Inf"], 40.0, 22.7)[0]
+    assert not bf16_rule(bad, float("nan"), 22.7)[0]
+
+
+def test_a_bf16_result_failing_its_row_is_judged_against_eager_bf16(tiny_run_dir, tiny_inputs):
+    """Where OpenVINO computes in bf16, an impossible bf16 row sends the result to the rounding rule, which
+    measures the eager model in bf16; where it computes in f32 the bf16 row is never used."""
+    table = parity.parse_tolerance_overrides(["bf16.sqnr=200"])
+    res = parity.check_parity(tiny_run_dir, tiny_inputs[:8], "images", tolerances=table, variants=["fp32"])
+    ov = _by(res, "fp32.onnx", "openvino")
+    if ov.computed_in != "bf16":
+        assert ov.eager_bf16_sqnr_db is None and not ov.passed_by_bf16_rule and ov.passed
+        return
+    assert ov.eager_bf16_sqnr_db is not None and 20.0 < ov.eager_bf16_sqnr_db < 80.0
+    assert ov.passed is ov.passed_by_bf16_rule
+    assert ov.passed == (ov.sqnr_db >= ov.eager_bf16_sqnr_db - parity.BF16_RULE_MAX_LOSS_DB)
+    if ov.passed:
+        assert ov.verdict().startswith("pass (bf16 rounding rule")
+    else:
+        assert "computed in bf16" in ov.violations[-1]
+
+
+def test_eager_bf16_noise_is_measured_on_the_reference(tiny_run_dir, tiny_inputs):
+    from runtimes.manifest import read_manifest
+
+    manifest = read_manifest(tiny_run_dir)
+    art = next(a for a in manifest.artifacts if a.variant == "fp32" and a.path.endswith(".onnx"))
+    cache = {"fp32": parity._outputs(tiny_run_dir, manifest.reference_for("fp32"), tiny_inputs[:8], None)[1]}
+    db = parity._eager_bf16_sqnr(tiny_run_dir, manifest, art, tiny_inputs[:8], cache, None)
+    assert 20.0 < db < 80.0 and "fp32@bf16" in cache  # bf16's 8 significant bits: far from exact, far from noise
