@@ -17,6 +17,7 @@ from exporter.image_folder import list_image_folder
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
 from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
+from runtimes.targets import DEFAULT_TARGET, get_target
 
 # The accuracy budget (top-1 points below FP32) has one default, the benchmark's.
 DEFAULT_MAX_ACCURACY_DROP = BenchOptions.max_accuracy_drop
@@ -65,16 +66,21 @@ class CalibrationOptions:
     images: int = 256  # deterministic subset size
     method: CalibMethod = CalibMethod.HISTOGRAM
     batch: int = 32
-    # 7-bit activations (fbgemm's default): u8*s8 pairs cannot saturate the int16 accumulation of CPUs
-    # without VNNI. Off: 8-bit activations, more accurate (README: EfficientNet-B0 +16 points), for VNNI/AMX
-    # deployment CPUs only.
-    reduce_range: bool = True
+    # The deployment target (runtimes.targets): the CPU class the INT8 artifacts are for, which sets the
+    # activation width (8 bits for VNNI/AMX CPUs, the default; 7 for older x86).
+    target: str = DEFAULT_TARGET
 
     def __post_init__(self) -> None:
         _positive(self.images, "--calib-images")
         _positive(self.batch, "calibration batch")
+        get_target(self.target)
         if self.data is not None:
             _require_images(self.data, "--calib-data")
+
+    @property
+    def reduce_range(self) -> bool:
+        """7-bit activations: what the target needs (fbgemm's int16 pair sums on CPUs without VNNI)."""
+        return get_target(self.target).reduce_range
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from runtimes.architectures import Preprocess
 from runtimes.manifest import CalibMethod, FinetuneRecord, PruneMethod, PruneRecord, QuantRecord
 from runtimes import quant_lanes
 from runtimes.quant_engine import QUANT_BACKEND
+from runtimes.targets import get_target
 
 if TYPE_CHECKING:
     from exporter.compress.slim import SlimModel
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
 ALLOCATION_IMAGES = 64
 
 
-def quant_scheme(reduce_range: bool) -> str:
+def quant_scheme(target: str) -> str:
+    bits = get_target(target).activation_bits
     return ("static PTQ; weights INT8 per-channel symmetric (PerChannelMinMaxObserver); activations UINT8 "
-            "per-tensor affine, " + ("reduce_range (7 bits)" if reduce_range else "8 bits (no reduce_range)"))
+            f"per-tensor affine, {bits} bits " + ("(reduce_range)" if bits == 7 else "(full range)")
+            + f" for --target {target}")
 
 
 class Recipe:
@@ -199,8 +202,9 @@ class Recipe:
     # --- records ----------------------------------------------------------------
     def quant_record(self, keep: tuple[str, ...], model: nn.Module) -> QuantRecord:
         """The record of an INT8 ``model`` built with ``keep`` FP32: its lane and what runs float in it."""
-        return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.reduce_range),
+        return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.target),
                            calib_method=self.calib_method.value, reduce_range=self.calibration.reduce_range,
+                           target=self.calibration.target,
                            calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
                            keep_float=list(keep), lane=quant_lanes.lane_of(model).name,
                            float_ops=quantize.float_ops(model, self.calib_images[:1]))

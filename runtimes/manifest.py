@@ -128,6 +128,7 @@ class QuantRecord:
     keep_float: list[str] = field(default_factory=list)
     lane: str | None = None  # the INT8 lane that built it (runtimes.quant_lanes): "eager", "fx"
     reduce_range: bool | None = None  # 7-bit activations (safe without VNNI); None in older records
+    target: str | None = None  # the deployment target (runtimes.targets) it was built for; None in older records
     # Operators that run float inside the INT8 model, measured (operator type -> where): LayerNorm, GELU, SiLU,
     # the layers kept FP32, ... (runtimes.quant_lanes.float_ops)
     float_ops: dict[str, list[str]] = field(default_factory=dict)

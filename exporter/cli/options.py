@@ -52,9 +52,9 @@ CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory f
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option(help="activation observer")]
-ReduceRange = Annotated[bool, typer.Option("--reduce-range/--no-reduce-range",
-                                           help="7-bit INT8 activations, safe on every x86 CPU; --no-reduce-range: "
-                                                "8-bit, more accurate, for CPUs with VNNI/AMX only")]
+Target = Annotated[str, typer.Option("--target", help="the CPU class the INT8 artifacts are for: x86-vnni (VNNI/AMX, "
+                                                     "8-bit activations; the default) or x86-avx2 (no VNNI: 7-bit "
+                                                     "activations, which fbgemm cannot saturate)")]
 Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
@@ -158,14 +158,14 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
                    command, force=False, method=CompressionOptions.method.value,
                    bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
-                   reduce_range: bool = CalibrationOptions.reduce_range) -> ExportOptions:
+                   target: str = CalibrationOptions.target) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
     return ExportOptions(
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method, reduce_range=reduce_range),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
 
@@ -173,12 +173,12 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
                      resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
                      bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
-                     reduce_range: bool = CalibrationOptions.reduce_range) -> AnalysisOptions:
+                     target: str = CalibrationOptions.target) -> AnalysisOptions:
     return AnalysisOptions(
         out=out, model=ModelOptions(model, weights),
         compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
                                        bn_recalibrate=bn_recalibrate, **(recovery or {})),
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method, reduce_range=reduce_range),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))
 

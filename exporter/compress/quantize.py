@@ -19,10 +19,14 @@ from torch import nn
 
 from exporter.errors import ShrinkwrapError
 from runtimes import quant_lanes
+from runtimes.targets import DEFAULT_TARGET, get_target
+
+# The default target's activation width (runtimes.targets): 8 bits, for VNNI/AMX CPUs.
+DEFAULT_REDUCE_RANGE = get_target(DEFAULT_TARGET).reduce_range
 
 
 def prepare_for_calibration(model: nn.Module, method: str = "histogram",
-                            keep: Iterable[str] = (), reduce_range: bool = True) -> nn.Module:
+                            keep: Iterable[str] = (), reduce_range: bool = DEFAULT_REDUCE_RANGE) -> nn.Module:
     """A fused, observed copy of a float model in its lane's structure; ``model`` is untouched."""
     return quant_lanes.lane_of(model).prepare(model, method, tuple(keep), reduce_range)
 
@@ -48,7 +52,7 @@ def convert(prepared: nn.Module) -> nn.Module:
 
 
 def quantize_static(model: nn.Module, batches: Iterable[torch.Tensor], method: str = "histogram",
-                    keep: Iterable[str] = (), reduce_range: bool = True) -> tuple[nn.Module, int]:
+                    keep: Iterable[str] = (), reduce_range: bool = DEFAULT_REDUCE_RANGE) -> tuple[nn.Module, int]:
     """The whole recipe: returns the converted model and the number of calibration images."""
     prepared = prepare_for_calibration(model, method, keep, reduce_range)
     seen = calibrate(prepared, batches)

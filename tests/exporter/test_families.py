@@ -29,10 +29,6 @@ PEERS = ("ort-quantize-static", "nncf-ptq")
 RUNTIMES = ("eager", "torchscript", "libtorch-cpp", "ort-cpu", "openvino")
 ONNX_RUNTIMES = ("ort-cpu", "openvino")
 INT8_MARGIN = 2.0  # points of top-1: int8-dense against FP32, in every runtime
-# 8-bit activations, as on every CPU with VNNI/AMX (README, --no-reduce-range): with the default 7 bits the trained
-# MobileNetV3-Large's dense INT8 is only 4.9 dB from FP32 on an AMX Xeon, under the quantization-noise rule's
-# 6 dB floor, so its ORT file (5.1 dB, as close as fbgemm's) is refused. That accuracy is issue 20's to fix.
-REDUCE_RANGE = ("--no-reduce-range",)
 NNCF_SANITY = 10.0  # the NNCF peer is compared, not gated: it must only be a working quantization
 
 
@@ -48,8 +44,7 @@ def family_run(request, shapes, train_on_shapes, tmp_path_factory) -> tuple[str,
         "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
         "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
         "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES),
-        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure", "--parity-images", "32",
-        *REDUCE_RANGE)
+        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure", "--parity-images", "32")
     assert res.exit_code == 0, res.output
     return lane, arch, out
 
@@ -98,7 +93,8 @@ def test_the_manifest_names_the_lane_and_what_runs_float(family_run):
     lane, arch, out = family_run
     arts = {(a["variant"], a["format"]): a for a in json.loads((out / "manifest.json").read_text())["artifacts"]}
     q = arts[("int8-dense", "onnx")]["quantization"]
-    assert q["lane"] == lane and q["reduce_range"] is ("--no-reduce-range" not in REDUCE_RANGE)
+    # The default deployment target: VNNI/AMX-class x86, 8-bit activations.
+    assert q["lane"] == lane and q["target"] == "x86-vnni" and q["reduce_range"] is False
     if arch == "efficientnet_b0":
         assert set(q["float_ops"]) == {"SiLU"} and len(q["float_ops"]["SiLU"]) == 49  # no quantized SiLU kernel
     mixed = arts[("mixed", "onnx")]["quantization"]
