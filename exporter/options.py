@@ -16,7 +16,7 @@ from exporter.errors import DataError
 from exporter.image_folder import list_image_folder
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
-from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
+from runtimes.manifest import BiasCorrection, CalibMethod, PruneMethod, PruneOrder, PruneScope
 from runtimes.targets import DEFAULT_TARGET, get_target
 
 # The accuracy budget (top-1 points below FP32) has one default, the benchmark's.
@@ -69,6 +69,9 @@ class CalibrationOptions:
     # The deployment target (runtimes.targets): the CPU class the INT8 artifacts are for, which sets the
     # activation width (8 bits for VNNI/AMX CPUs, the default; 7 for older x86).
     target: str = DEFAULT_TARGET
+    # After convert, shift each INT8 layer's bias so its mean output matches the float model's
+    # (exporter.compress.bias_correction).
+    bias_correction: BiasCorrection = BiasCorrection.FULL
 
     def __post_init__(self) -> None:
         _positive(self.images, "--calib-images")

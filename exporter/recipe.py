@@ -20,6 +20,7 @@ from torch import nn
 
 from exporter.builders.base import BuiltVariant, get_builder
 from exporter.compress import obs, quantize
+from exporter.compress.bias_correction import correct_bias
 from exporter.compress.batchnorm import recalibrate_batchnorm
 from exporter.compress.unstructured import SYNTHETIC_WARNING, method_record, prune_as
 from exporter.data import batches
@@ -29,7 +30,8 @@ from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, Comp
 from exporter.progress import SILENT, Reporter
 from exporter.variants import VariantSpec, get_variant
 from runtimes.architectures import Preprocess
-from runtimes.manifest import CalibMethod, FinetuneRecord, PruneMethod, PruneRecord, QuantRecord
+from runtimes.manifest import (BiasCorrection, BiasCorrectionRecord, CalibMethod, FinetuneRecord, PruneMethod,
+                               PruneRecord, QuantRecord)
 from runtimes import quant_lanes
 from runtimes.quant_engine import QUANT_BACKEND
 from runtimes.targets import get_target
@@ -200,11 +202,24 @@ class Recipe:
         return self._calibrated[key]
 
     # --- records ----------------------------------------------------------------
-    def quant_record(self, keep: tuple[str, ...], model: nn.Module) -> QuantRecord:
+    def correct_bias(self, model: nn.Module, reference: nn.Module) -> BiasCorrectionRecord | None:
+        """Bias-correct the converted ``model`` in place towards ``reference`` (the calibrated prepared model of
+        the float network it should match) on the calibration images; None when the options say none."""
+        mode = self.calibration.bias_correction
+        if mode is BiasCorrection.NONE:
+            return None
+        rec = correct_bias(model, reference, self.calib_images, mode, self.calibration.batch)
+        over = f" ({len(rec.skipped)} left as they were: shift over the threshold)" if rec.skipped else ""
+        self.reporter.say(f"bias correction ({rec.mode}): {rec.layers} of {rec.layers + len(rec.skipped)} INT8 layers "
+                          f"corrected on {rec.images} images in {rec.seconds:.1f} s{over}")
+        return rec
+
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module,
+                     bias: BiasCorrectionRecord | None = None) -> QuantRecord:
         """The record of an INT8 ``model`` built with ``keep`` FP32: its lane and what runs float in it."""
         return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.target),
                            calib_method=self.calib_method.value, reduce_range=self.calibration.reduce_range,
-                           target=self.calibration.target,
+                           target=self.calibration.target, bias_correction=bias,
                            calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
                            keep_float=list(keep), lane=quant_lanes.lane_of(model).name,
                            float_ops=quantize.float_ops(model, self.calib_images[:1]))

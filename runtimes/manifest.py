@@ -83,6 +83,14 @@ class CalibMethod(str, enum.Enum):
     MINMAX = "minmax"
 
 
+class BiasCorrection(str, enum.Enum):
+    """How INT8 layer biases are corrected after convert (exporter.compress.bias_correction)."""
+
+    NONE = "none"
+    FAST = "fast"  # each layer's own error, on FP32 inputs
+    FULL = "full"  # in execution order, on the quantized model's own inputs
+
+
 # Every artifact's graph input and output names.
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -119,6 +127,18 @@ class SparsityRecord:
 
 
 @dataclass(frozen=True)
+class BiasCorrectionRecord:
+    """What bias correction did to an INT8 model: how, on how many images, how many layers, at what cost."""
+
+    mode: str  # BiasCorrection value
+    images: int
+    layers: int  # INT8 layers whose bias was shifted
+    skipped: list[str]  # layers whose shift was over the threshold (left as they were)
+    max_abs_shift: float  # the largest per-channel shift applied
+    seconds: float
+
+
+@dataclass(frozen=True)
 class QuantRecord:
     backend: str | None  # e.g. "fbgemm"; None for float variants
     scheme: str | None
@@ -129,6 +149,7 @@ class QuantRecord:
     lane: str | None = None  # the INT8 lane that built it (runtimes.quant_lanes): "eager", "fx"
     reduce_range: bool | None = None  # 7-bit activations (safe without VNNI); None in older records
     target: str | None = None  # the deployment target (runtimes.targets) it was built for; None in older records
+    bias_correction: BiasCorrectionRecord | None = None  # None: not corrected (or an older record)
     # Operators that run float inside the INT8 model, measured (operator type -> where): LayerNorm, GELU, SiLU,
     # the layers kept FP32, ... (runtimes.quant_lanes.float_ops)
     float_ops: dict[str, list[str]] = field(default_factory=dict)

@@ -25,7 +25,8 @@ from exporter.progress import Reporter
 from runtimes.errors import BadInputError
 if TYPE_CHECKING:
     from exporter.compress.slim import SlimModel
-from runtimes.manifest import ChannelRecord, FinetuneRecord, PruneRecord, QuantRecord, SparsityRecord
+from runtimes.manifest import (BiasCorrectionRecord, ChannelRecord, FinetuneRecord, PruneRecord, QuantRecord,
+                               SparsityRecord)
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,13 @@ class BuildContext(Protocol):
     max_accuracy_drop: float
     reporter: Reporter
 
-    def quant_record(self, keep: tuple[str, ...], model: nn.Module) -> QuantRecord:
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module,
+                     bias: BiasCorrectionRecord | None = None) -> QuantRecord:
         """The record of the INT8 ``model`` built with the ``keep`` layers FP32 (lane, operators kept float)."""
+
+    def correct_bias(self, model: nn.Module, reference: nn.Module) -> BiasCorrectionRecord | None:
+        """Bias-correct the converted ``model`` in place towards the calibrated prepared ``reference``, as the
+        options ask (None: not corrected)."""
 
     def prune(self, model: nn.Module, opts: CompressionOptions, label: str = "") -> list[str]:
         """Prune ``model`` in place with ``opts`` (method, scope, sparsity); returns warnings for the record."""

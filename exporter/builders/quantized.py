@@ -1,4 +1,4 @@
-"""INT8 variants (eager-mode static PTQ): fuse → prepare → calibrate → convert, pruned in either order.
+"""INT8 variants (static PTQ): fuse → prepare → calibrate → convert → bias correction, pruned in either order.
 
 Quantize-then-prune prunes the INT8 weights themselves (pruned integers set to
 the zero point, scales and zero points untouched); prune-then-quantize prunes the
@@ -40,7 +40,9 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
         # Inside the INT8 grid: pruned integers to the zero point, kept ones compensated and re-rounded
         # (a layer kept FP32, e.g. mixed's classifier, is pruned as a float layer).
         warnings = ctx.prune(model, opts, "int8")
-    return finish(model, ctx.quant_record(keep, model), ctx.prune_record(prune_it, opts, opts.order.value),
+    # Last, so that it also takes out the mean shift pruning left; towards the dense float model.
+    bias = ctx.correct_bias(model, ctx.calibrated(False, opts))
+    return finish(model, ctx.quant_record(keep, model, bias), ctx.prune_record(prune_it, opts, opts.order.value),
                   warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None)
 
 

@@ -25,8 +25,9 @@ class SlimParams(BuilderParams):
 def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> BuiltVariant:
     slim = ctx.slimmed(opts)
     if quantized:
-        model = quantize.convert(ctx.calibrated_model(slim.model))
-        quant = ctx.quant_record((), model)
+        prepared = ctx.calibrated_model(slim.model)
+        model = quantize.convert(prepared)
+        quant = ctx.quant_record((), model, ctx.correct_bias(model, prepared))
     else:
         model = copy.deepcopy(slim.model)
         quant = QuantRecord(backend=None, scheme=None)

@@ -19,7 +19,7 @@ from exporter.variants import default_comparisons, default_runtime_comparisons, 
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.regression import CompareOptions
 from runtimes.errors import BadInputError
-from runtimes.manifest import CalibMethod, PruneMethod, PruneOrder, PruneScope
+from runtimes.manifest import BiasCorrection, CalibMethod, PruneMethod, PruneOrder, PruneScope
 
 EXPORT_VARIANTS = ",".join(default_variants(with_peers=False))
 RUN_VARIANTS = ",".join(default_variants(with_peers=True))
@@ -55,6 +55,10 @@ CalibMethodOpt = Annotated[CalibMethod, typer.Option(help="activation observer")
 Target = Annotated[str, typer.Option("--target", help="the CPU class the INT8 artifacts are for: x86-vnni (VNNI/AMX, "
                                                      "8-bit activations; the default) or x86-avx2 (no VNNI: 7-bit "
                                                      "activations, which fbgemm cannot saturate)")]
+BiasCorrectionOpt = Annotated[BiasCorrection, typer.Option(
+    "--bias-correction", help="after convert, shift each INT8 layer's bias so its mean output matches FP32: full "
+                              "(in execution order, on the INT8 model's own inputs), fast (each layer's own error) "
+                              "or none")]
 Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
@@ -158,14 +162,16 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                    calib_method, resize, input_size, mean, std, eval_data, eval_images, max_accuracy_drop,
                    command, force=False, method=CompressionOptions.method.value,
                    bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
-                   target: str = CalibrationOptions.target) -> ExportOptions:
+                   target: str = CalibrationOptions.target,
+                   bias_correction: BiasCorrection = CalibrationOptions.bias_correction) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
     return ExportOptions(
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target,
+                                       bias_correction=bias_correction),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
 
@@ -173,12 +179,14 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,
                      resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
                      bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
-                     target: str = CalibrationOptions.target) -> AnalysisOptions:
+                     target: str = CalibrationOptions.target,
+                     bias_correction: BiasCorrection = CalibrationOptions.bias_correction) -> AnalysisOptions:
     return AnalysisOptions(
         out=out, model=ModelOptions(model, weights),
         compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
                                        bn_recalibrate=bn_recalibrate, **(recovery or {})),
-        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target),
+        calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target,
+                                       bias_correction=bias_correction),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))
 
