@@ -9,7 +9,7 @@ For one representative model per family, at a small input size:
 3. write one JSON line per family to OUT/families.jsonl: lane, operators kept float, top-1 per variant and
    runtime, INT8 parity against eager INT8 and FP32, which parity rule passed it, and the run's exit code.
 
-    .venv/bin/python docs/family_study.py OUT [family ...] [-- extra export flags, e.g. --no-reduce-range]
+    .venv/bin/python docs/family_study.py OUT [family ...] [-- extra export flags, e.g. --target x86-avx2]
 
 Untrained models say nothing about INT8 parity in deep squeeze-excitation families (their eager INT8 model is a
 few dB from FP32: see the README's parity policy); trained ones do.

@@ -28,7 +28,9 @@ VARIANTS = "fp32,fp32-pruned,int8,int8-dense,fp16,mixed,ort-quantize-static,nncf
 PEERS = ("ort-quantize-static", "nncf-ptq")
 RUNTIMES = ("eager", "torchscript", "libtorch-cpp", "ort-cpu", "openvino")
 ONNX_RUNTIMES = ("ort-cpu", "openvino")
-INT8_MARGIN = 2.0  # points of top-1: int8-dense against FP32, in every runtime
+# Points of top-1: int8-dense against FP32, in every runtime, with the defaults (8-bit activations for the
+# x86-vnni target, full bias correction): issue 20's target for the compact families.
+INT8_MARGIN = 1.0
 NNCF_SANITY = 10.0  # the NNCF peer is compared, not gated: it must only be a working quantization
 
 
@@ -67,7 +69,7 @@ def test_every_variant_runs_in_every_runtime_and_passes_parity(family_run):
             assert top1.get((variant, runtime)) is not None, (variant, runtime, sorted(top1))
 
 
-def test_int8_dense_is_within_two_points_of_fp32_in_every_runtime(family_run):
+def test_int8_dense_is_within_a_point_of_fp32_in_every_runtime(family_run):
     _, _, out = family_run
     top1 = _top1(out)
     fp32 = top1[("fp32", "eager")]
@@ -95,6 +97,8 @@ def test_the_manifest_names_the_lane_and_what_runs_float(family_run):
     q = arts[("int8-dense", "onnx")]["quantization"]
     # The default deployment target: VNNI/AMX-class x86, 8-bit activations.
     assert q["lane"] == lane and q["target"] == "x86-vnni" and q["reduce_range"] is False
+    bc = q["bias_correction"]  # the default: full, on the calibration images, most layers corrected
+    assert bc["mode"] == "full" and bc["images"] == 128 and bc["layers"] > len(bc["skipped"])
     if arch == "efficientnet_b0":
         assert set(q["float_ops"]) == {"SiLU"} and len(q["float_ops"]["SiLU"]) == 49  # no quantized SiLU kernel
     mixed = arts[("mixed", "onnx")]["quantization"]
