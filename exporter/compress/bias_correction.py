@@ -41,9 +41,9 @@ from runtimes.manifest import BiasCorrection, BiasCorrectionRecord
 # NNCF's thresholds on max |shift / bias| (FAST_BIAS_CORRECTION_THRESHOLD = 2, BIAS_CORRECTION_THRESHOLD =
 # 1000): the fast variant trusts only small corrections, the full one almost any.
 MAX_RELATIVE_SHIFT = {BiasCorrection.FAST: 2.0, BiasCorrection.FULL: 1000.0}
-# Full correction runs the images as one batch; more than this many are evenly subsampled (memory).
-FULL_MAX_IMAGES = 128
-_CHUNK = 32  # images per float emulation of one layer (memory)
+# More images than this are evenly subsampled: a per-channel mean over 128 images of H×W positions each is
+# already exact to well under the quantization step, and full correction runs them as one batch (memory).
+MAX_IMAGES = 128
 
 
 @dataclass
@@ -53,11 +53,13 @@ class _Mean:
     total: torch.Tensor | None = None
     count: int = 0
 
-    def add(self, y: torch.Tensor) -> None:
+    def add(self, y: torch.Tensor, images: int | None = None) -> None:
+        """``y`` (N, C, ...) or, with ``images``, the mean image of that many."""
         dims = [d for d in range(y.dim()) if d != 1]
-        s = y.detach().double().sum(dim=dims)
+        weight = images if images is not None else 1
+        s = y.detach().sum(dim=dims).double() * weight
         self.total = s if self.total is None else self.total + s
-        self.count += y.numel() // y.shape[1]
+        self.count += weight * (y.numel() // y.shape[1])
 
     @property
     def value(self) -> torch.Tensor:
@@ -98,9 +100,11 @@ def _emulate(q: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _channel_mean_of_emulation(q: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The per-channel mean over (N, H, W) of the layer's emulated pre-activation on ``x``. A convolution is
+    linear and its zero padding is the same for every image, so the mean over N commutes with it: one
+    convolution of the batch's mean image gives exactly the mean of N convolutions."""
     acc = _Mean()
-    for i in range(0, len(x), _CHUNK):
-        acc.add(_emulate(q, x[i:i + _CHUNK]))
+    acc.add(_emulate(q, x.mean(dim=0, keepdim=True)))
     return acc.value
 
 
@@ -114,7 +118,7 @@ def _float_statistics(prepared: nn.Module, names: list[str], images: torch.Tenso
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Per layer: the float pre-activation mean, and (when ``quantized`` is given) the mean of the INT8 layer
     on the same FP32 input rounded to its INT8 input grid: the layer's own error, for the fast variant."""
-    model = copy.deepcopy(prepared).eval()  # its observers would otherwise learn from these images again
+    model = _without_observers(prepared)
     modules = dict(model.named_modules())
     float_means = {n: _Mean() for n in names}
     own_means = {n: _Mean() for n in names}
@@ -127,7 +131,9 @@ def _float_statistics(prepared: nn.Module, names: list[str], images: torch.Tenso
             if quantized is not None:
                 scale, zp = input_qparams[name]
                 x = torch.quantize_per_tensor(args[0].detach(), scale, zp, torch.quint8).dequantize()
-                own_means[name].add(_emulate(quantized[name], x))
+                # Rounding is per element; after it, the batch's mean image gives the mean exactly (linearity).
+                own = _emulate(quantized[name], x.mean(dim=0, keepdim=True))
+                own_means[name].add(own, images=len(x))
 
         handles.append(core.register_forward_hook(hook))
     try:
@@ -139,6 +145,23 @@ def _float_statistics(prepared: nn.Module, names: list[str], images: torch.Tenso
             h.remove()
     return ({n: m.value for n, m in float_means.items()},
             {n: m.value for n, m in own_means.items() if m.count} if quantized is not None else {})
+
+
+def _without_observers(prepared: nn.Module) -> nn.Module:
+    """A copy of a prepared model whose observers pass their input through: the float network alone. The copy
+    keeps the shared prepared model's statistics as they are, and skipping the histogram updates is most of the
+    cost of a float pass."""
+    from torch.ao.quantization.observer import ObserverBase
+
+    model = copy.deepcopy(prepared).eval()
+    for m in model.modules():
+        if isinstance(m, ObserverBase):
+            m.forward = _identity
+    return model
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _input_qparams(converted: nn.Module, layers: dict[str, nn.Module], example: torch.Tensor
@@ -180,6 +203,8 @@ def correct_bias(converted: nn.Module, reference: nn.Module, images: torch.Tenso
     layers = quantized_layers(converted)
     ref_names = set(dict(reference.named_modules()))
     layers = {n: m for n, m in layers.items() if n in ref_names}
+    if len(images) > MAX_IMAGES:
+        images = images[torch.linspace(0, len(images) - 1, MAX_IMAGES).round().long()]
     shifts: dict[str, torch.Tensor] = {}
     skipped: list[str] = []
     if mode is BiasCorrection.FAST:
@@ -196,8 +221,6 @@ def correct_bias(converted: nn.Module, reference: nn.Module, images: torch.Tenso
                 skipped.append(name)
         used = len(images)
     else:
-        if len(images) > FULL_MAX_IMAGES:
-            images = images[torch.linspace(0, len(images) - 1, FULL_MAX_IMAGES).round().long()]
         float_means, _ = _float_statistics(reference, list(layers), images, batch)
 
         def pre(mod, args, name):
