@@ -8,6 +8,7 @@ downstream re-checks a value.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,26 @@ class FinetuneOptions:
 
 
 @dataclass(frozen=True)
+class QatOptions:
+    """Label-free quantization-aware training of the INT8 variants (off unless ``epochs`` > 0): the calibrated
+    model fine-tuned fake-quantized by distillation from FP32, on ``--finetune-data`` (exporter.compress.qat)."""
+
+    epochs: int = 0
+    # SGD (momentum 0.9), cosine-annealed to 0; a quarter of the float recovery's: the INT8 model starts close.
+    lr: float = 0.0005
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 0:
+            raise BadInputError(f"--qat-epochs must be a whole number >= 0, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BadInputError(f"QAT learning rate must be > 0, got {self.lr}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.epochs > 0
+
+
+@dataclass(frozen=True)
 class CompressionOptions:
     sparsity: float = 0.5
     scope: PruneScope = PruneScope.GLOBAL
@@ -143,10 +164,18 @@ class CompressionOptions:
     obs_images: int = 128  # calibration images OBS reconstruction uses (the first of them)
     channels: ChannelOptions = ChannelOptions()  # the slim variants' channel pruning
     finetune: FinetuneOptions = FinetuneOptions()  # recovery by distillation (slim and unstructured-pruned)
+    qat: QatOptions = QatOptions()  # quantization-aware training of the INT8 variants, on finetune.data
 
     def __post_init__(self) -> None:
         check_sparsity(self.sparsity)
         _positive(self.obs_images, "obs images")
+        if self.qat.enabled and self.finetune.data is None:
+            raise BadInputError("--qat-epochs needs --finetune-data (a folder of images; labels are not used)")
+
+    @property
+    def qat_finetune(self) -> FinetuneOptions:
+        """The distillation settings QAT trains with: the fine-tuning data and seed, QAT's epochs and rate."""
+        return dataclasses.replace(self.finetune, epochs=self.qat.epochs, lr=self.qat.lr)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class Recipe:
         self._dense_macs: int | None = None
         self._targets: dict[tuple, dict[str, float]] = {}
         self._reconstructed: dict[tuple, dict] = {}  # per options: layer -> (before, after), shared
+        self._qat: dict[tuple, tuple[nn.Module, FinetuneRecord]] = {}  # per calibrated model and QAT settings
 
     @property
     def calib_method(self) -> CalibMethod:
@@ -201,6 +202,21 @@ class Recipe:
             self._calibrated[key] = self.calibrated_model(src)
         return self._calibrated[key]
 
+    def quantization_aware(self, prepared: nn.Module, opts: CompressionOptions
+                           ) -> tuple[nn.Module, FinetuneRecord | None]:
+        """The calibrated ``prepared`` model after QAT (exporter.compress.qat) when ``opts.qat`` asks for it,
+        with its record; else ``prepared`` itself and None. Shared per calibrated model and settings."""
+        if not opts.qat.enabled:
+            return prepared, None
+        # The calibrated models are held by this recipe's caches, so their ids stay unique while it lives.
+        key = (id(prepared), opts.qat, opts.finetune)
+        if key not in self._qat:
+            from exporter.compress.qat import qat
+
+            self._qat[key] = qat(prepared, self.loaded.model, quantize.quantizable_layers(prepared),
+                                 opts.qat_finetune, self.preprocess, self.reporter)
+        return self._qat[key]
+
     # --- records ----------------------------------------------------------------
     def correct_bias(self, model: nn.Module, reference: nn.Module) -> BiasCorrectionRecord | None:
         """Bias-correct the converted ``model`` in place towards ``reference`` (the calibrated prepared model of
@@ -214,12 +230,12 @@ class Recipe:
                           f"corrected on {rec.images} images in {rec.seconds:.1f} s{over}")
         return rec
 
-    def quant_record(self, keep: tuple[str, ...], model: nn.Module,
-                     bias: BiasCorrectionRecord | None = None) -> QuantRecord:
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module, bias: BiasCorrectionRecord | None = None,
+                     qat: FinetuneRecord | None = None) -> QuantRecord:
         """The record of an INT8 ``model`` built with ``keep`` FP32: its lane and what runs float in it."""
         return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.target),
                            calib_method=self.calib_method.value, reduce_range=self.calibration.reduce_range,
-                           target=self.calibration.target, bias_correction=bias,
+                           target=self.calibration.target, bias_correction=bias, qat=qat,
                            calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
                            keep_float=list(keep), lane=quant_lanes.lane_of(model).name,
                            float_ops=quantize.float_ops(model, self.calib_images[:1]))

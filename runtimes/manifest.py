@@ -150,6 +150,7 @@ class QuantRecord:
     reduce_range: bool | None = None  # 7-bit activations (safe without VNNI); None in older records
     target: str | None = None  # the deployment target (runtimes.targets) it was built for; None in older records
     bias_correction: BiasCorrectionRecord | None = None  # None: not corrected (or an older record)
+    qat: FinetuneRecord | None = None  # quantization-aware training by distillation, when it ran
     # Operators that run float inside the INT8 model, measured (operator type -> where): LayerNorm, GELU, SiLU,
     # the layers kept FP32, ... (runtimes.quant_lanes.float_ops)
     float_ops: dict[str, list[str]] = field(default_factory=dict)

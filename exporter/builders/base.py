@@ -74,9 +74,13 @@ class BuildContext(Protocol):
     max_accuracy_drop: float
     reporter: Reporter
 
-    def quant_record(self, keep: tuple[str, ...], model: nn.Module,
-                     bias: BiasCorrectionRecord | None = None) -> QuantRecord:
+    def quant_record(self, keep: tuple[str, ...], model: nn.Module, bias: BiasCorrectionRecord | None = None,
+                     qat: FinetuneRecord | None = None) -> QuantRecord:
         """The record of the INT8 ``model`` built with the ``keep`` layers FP32 (lane, operators kept float)."""
+
+    def quantization_aware(self, prepared: nn.Module, opts: CompressionOptions
+                           ) -> tuple[nn.Module, FinetuneRecord | None]:
+        """The calibrated ``prepared`` model after QAT when ``opts.qat`` asks for it (shared), and its record."""
 
     def correct_bias(self, model: nn.Module, reference: nn.Module) -> BiasCorrectionRecord | None:
         """Bias-correct the converted ``model`` in place towards the calibrated prepared ``reference``, as the

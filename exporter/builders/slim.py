@@ -25,9 +25,10 @@ class SlimParams(BuilderParams):
 def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> BuiltVariant:
     slim = ctx.slimmed(opts)
     if quantized:
-        prepared = ctx.calibrated_model(slim.model)
+        calibrated = ctx.calibrated_model(slim.model)
+        prepared, qat = ctx.quantization_aware(calibrated, opts)
         model = quantize.convert(prepared)
-        quant = ctx.quant_record((), model, ctx.correct_bias(model, prepared))
+        quant = ctx.quant_record((), model, ctx.correct_bias(model, calibrated), qat)
     else:
         model = copy.deepcopy(slim.model)
         quant = QuantRecord(backend=None, scheme=None)

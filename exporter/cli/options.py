@@ -14,6 +14,7 @@ import typer
 from exporter.analysis.commands import AnalysisOptions
 from exporter.export import ExportOptions
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
+                              QatOptions,
                               ModelOptions, ParityOptions, PreprocessOptions)
 from exporter.variants import default_comparisons, default_runtime_comparisons, default_variants
 from runtimes.bench.options import BenchOptions
@@ -48,6 +49,9 @@ FinetuneData = Annotated[Optional[Path], typer.Option(help="ImageFolder for reco
 FinetuneEpochs = Annotated[int, typer.Option(help="distillation epochs after pruning (slim variants, and the "
                                                   "pruned float weights with their zeros held); 0 = none")]
 Seed = Annotated[int, typer.Option(help="seed of the distillation (shuffling, augmentation)")]
+QatEpochs = Annotated[int, typer.Option(help="quantization-aware training of the INT8 variants: epochs of "
+                                             "fake-quantized distillation from the FP32 model on --finetune-data; "
+                                             "0 = none")]
 CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory for calibration "
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
@@ -152,10 +156,10 @@ def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
 def recovery_options(channel_sparsity: float = ChannelOptions.sparsity, channel_round: int = ChannelOptions.round_to,
                      finetune_data: Path | None = FinetuneOptions.data,
                      finetune_epochs: int = FinetuneOptions.epochs,
-                     seed: int = FinetuneOptions.seed) -> dict:
-    """The channel-pruning and distillation records, as ``CompressionOptions`` keyword arguments."""
+                     seed: int = FinetuneOptions.seed, qat_epochs: int = QatOptions.epochs) -> dict:
+    """The channel-pruning, distillation and QAT records, as ``CompressionOptions`` keyword arguments."""
     return {"channels": ChannelOptions(channel_sparsity, channel_round),
-            "finetune": FinetuneOptions(finetune_data, finetune_epochs, seed)}
+            "finetune": FinetuneOptions(finetune_data, finetune_epochs, seed), "qat": QatOptions(qat_epochs)}
 
 
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
-from exporter.cli.options import (Target, BiasCorrectionOpt, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (Target, BiasCorrectionOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
-from exporter.options import CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions, ModelOptions, ParityOptions
+from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions,
+                              ModelOptions, ParityOptions, QatOptions)
 from runtimes.bench.options import BenchOptions
 
 
@@ -32,6 +33,7 @@ def run(
     finetune_data: FinetuneData = FinetuneOptions.data,
     finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
     seed: Seed = FinetuneOptions.seed,
+    qat_epochs: QatEpochs = QatOptions.epochs,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -68,7 +70,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed), target, bias_correction),
+                                               seed, qat_epochs), target, bias_correction),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

@@ -142,3 +142,47 @@ def test_int8_zeros_survive_in_both_formats(family_run):
     zeros, total = sum(int((w == 0).sum()) for w, _, _ in ws), sum(w.size for w, _, _ in ws)
     assert abs(zeros / total - rec["sparsity"]["achieved"]) < 1e-6
     assert abs(rec["sparsity"]["achieved"] - rec["sparsity"]["requested"]) <= 0.01, rec["sparsity"]
+
+
+QAT_MARGIN = 0.5  # points of top-1 after QAT, against FP32, in every runtime (issue 20's target)
+
+
+@pytest.fixture(scope="module")
+def qat_run(shapes, train_on_shapes, tmp_path_factory) -> Path:
+    """MobileNetV3-Large (the eager lane) through `run` with two epochs of label-free QAT on the training
+    images, dense and 50% OBS-pruned."""
+    arch = LANES["eager"]
+    weights, _ = train_on_shapes(arch)
+    out = tmp_path_factory.mktemp("qat") / "run"
+    res = run_cli(
+        "run", "--out", str(out), "--model", arch, "--weights", str(weights),
+        "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
+        "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
+        "--std", ",".join(map(str, trained.STD)), "--variants", "fp32,int8,int8-dense",
+        "--qat-epochs", "2", "--finetune-data", str(shapes["train"]), "--runtimes", "eager,torchscript,ort-cpu",
+        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure",
+        "--parity-images", "32")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_qat_end_to_end(qat_run):
+    """QAT keeps INT8 within half a point of FP32 in every runtime it ran in, records itself, holds the pruned
+    zeros, and its files carry the same integers in TorchScript and ONNX."""
+    arts = {(a["variant"], a["format"]): a for a in json.loads((qat_run / "manifest.json").read_text())["artifacts"]}
+    for variant, masked in (("int8", True), ("int8-dense", False)):
+        rec = arts[(variant, "onnx")]["quantization"]["qat"]
+        assert rec["epochs"] == 2 and rec["images"] == 400 and (rec["masked_layers"] > 0) is masked, rec
+        assert rec["loss_last_epoch"] <= rec["loss_first_epoch"] * 1.5, rec
+    assert arts[("int8", "onnx")]["sparsity"]["achieved"] > 0.45  # the zeros were held through training
+    top1 = _top1(qat_run)
+    fp32 = top1[("fp32", "eager")]
+    for variant in ("int8", "int8-dense"):
+        for runtime in ("eager", "torchscript", "ort-cpu"):
+            assert top1[(variant, runtime)] >= fp32 - QAT_MARGIN, (variant, runtime, top1)
+    ts_w, _ = torchscript_int8_weights(qat_run / "int8.pt")
+    ox_w = onnx_int8_weights(qat_run / "int8.onnx")
+    assert len(ts_w) == len(ox_w) >= 50
+    for (tw, ts, _), (ow, os_, _) in zip(ts_w, ox_w):
+        np.testing.assert_array_equal(tw.reshape(ow.shape), ow)
+        np.testing.assert_array_equal(ts, os_)

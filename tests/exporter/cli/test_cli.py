@@ -352,6 +352,15 @@ def test_bench_variants_filter(exported_copy):
     assert_one_line_error(invoke("bench", str(exported_copy), "--variants", "int4"), 2, "not in this run")
 
 
+def test_target_bias_correction_and_qat_bad_inputs(out):
+    assert_one_line_error(_export(out, "--target", "arm64"), 2, "unknown --target 'arm64'; known: x86-vnni, x86-avx2")
+    assert_one_line_error(_export(out, "--qat-epochs", "-1"), 2, "--qat-epochs must be a whole number >= 0")
+    assert_one_line_error(_export(out, "--qat-epochs", "2"), 2, "--qat-epochs needs --finetune-data")
+    res = _export(out, "--bias-correction", "partial")
+    assert res.exit_code == 2 and "partial" in res.output
+    _no_partial_output(out)
+
+
 def test_channel_pruning_and_distillation_bad_inputs(out, tmp_path):
     for c in ("1", "-0.2", "1.5"):
         assert_one_line_error(_export(out, "--channel-sparsity", c), 2, "--channel-sparsity must be in [0, 1)")
