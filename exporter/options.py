@@ -73,6 +73,8 @@ class CalibrationOptions:
     # After convert, shift each INT8 layer's bias so its mean output matches the float model's
     # (exporter.compress.bias_correction).
     bias_correction: BiasCorrection = BiasCorrection.FULL
+    # Before calibration, rescale channels between consecutive convolutions (exporter.compress.equalize).
+    equalize: bool = False
 
     def __post_init__(self) -> None:
         _positive(self.images, "--calib-images")

@@ -21,6 +21,7 @@ from torch import nn
 from exporter.builders.base import BuiltVariant, get_builder
 from exporter.compress import obs, quantize
 from exporter.compress.bias_correction import correct_bias
+from exporter.compress.equalize import equalize
 from exporter.compress.batchnorm import recalibrate_batchnorm
 from exporter.compress.unstructured import SYNTHETIC_WARNING, method_record, prune_as
 from exporter.data import batches
@@ -30,8 +31,8 @@ from exporter.options import DEFAULT_MAX_ACCURACY_DROP, CalibrationOptions, Comp
 from exporter.progress import SILENT, Reporter
 from exporter.variants import VariantSpec, get_variant
 from runtimes.architectures import Preprocess
-from runtimes.manifest import (BiasCorrection, BiasCorrectionRecord, CalibMethod, FinetuneRecord, PruneMethod,
-                               PruneRecord, QuantRecord)
+from runtimes.manifest import (BiasCorrection, BiasCorrectionRecord, CalibMethod, EqualizationRecord, FinetuneRecord,
+                               PruneMethod, PruneRecord, QuantRecord)
 from runtimes import quant_lanes
 from runtimes.quant_engine import QUANT_BACKEND
 from runtimes.targets import get_target
@@ -75,6 +76,8 @@ class Recipe:
         self._targets: dict[tuple, dict[str, float]] = {}
         self._reconstructed: dict[tuple, dict] = {}  # per options: layer -> (before, after), shared
         self._qat: dict[tuple, tuple[nn.Module, FinetuneRecord]] = {}  # per calibrated model and QAT settings
+        # Per prepared model (by id; the caches above hold them): what equalization did before its calibration.
+        self._equalization: dict[int, EqualizationRecord | None] = {}
 
     @property
     def calib_method(self) -> CalibMethod:
@@ -175,10 +178,22 @@ class Recipe:
         return self._slimmed[key]
 
     def calibrated_model(self, model: nn.Module) -> nn.Module:
+        """A prepared copy of the float ``model`` (equalized first when the options ask), calibrated."""
+        equalization = None
+        if self.calibration.equalize:
+            model = copy.deepcopy(model)
+            equalization = equalize(model)
+            self.reporter.say(f"equalization: {equalization.pairs} conv pairs in {equalization.seconds:.1f} s"
+                              if equalization.pairs else f"equalization: nothing equalized, {equalization.note}")
         prepared = quantize.prepare_for_calibration(model, self.calib_method.value,
                                                     reduce_range=self.calibration.reduce_range)
         quantize.calibrate(prepared, batches(self.calib_images, self.calibration.batch))
+        self._equalization[id(prepared)] = equalization
         return prepared
+
+    def equalization_of(self, prepared: nn.Module) -> EqualizationRecord | None:
+        """The equalization record of a model :meth:`calibrated_model` prepared (None: not asked for)."""
+        return self._equalization.get(id(prepared))
 
     @property
     def dense_macs(self) -> int:
@@ -231,11 +246,13 @@ class Recipe:
         return rec
 
     def quant_record(self, keep: tuple[str, ...], model: nn.Module, bias: BiasCorrectionRecord | None = None,
-                     qat: FinetuneRecord | None = None) -> QuantRecord:
+                     qat: FinetuneRecord | None = None, equalization: EqualizationRecord | None = None
+                     ) -> QuantRecord:
         """The record of an INT8 ``model`` built with ``keep`` FP32: its lane and what runs float in it."""
         return QuantRecord(backend=QUANT_BACKEND, scheme=quant_scheme(self.calibration.target),
                            calib_method=self.calib_method.value, reduce_range=self.calibration.reduce_range,
                            target=self.calibration.target, bias_correction=bias, qat=qat,
+                           equalization=equalization,
                            calib_source=self.calib_source, calib_images=int(len(self.calib_images)),
                            keep_float=list(keep), lane=quant_lanes.lane_of(model).name,
                            float_ops=quantize.float_ops(model, self.calib_images[:1]))

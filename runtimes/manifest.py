@@ -139,6 +139,17 @@ class BiasCorrectionRecord:
 
 
 @dataclass(frozen=True)
+class EqualizationRecord:
+    """Cross-layer equalization of the float model before calibration (exporter.compress.equalize)."""
+
+    pairs: int  # conv pairs rescaled (0: the model has none, ``note`` says why)
+    sweeps: int
+    max_log_scale: float  # max |log s| of the last sweep: how far the scales still moved
+    seconds: float
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class QuantRecord:
     backend: str | None  # e.g. "fbgemm"; None for float variants
     scheme: str | None
@@ -151,6 +162,7 @@ class QuantRecord:
     target: str | None = None  # the deployment target (runtimes.targets) it was built for; None in older records
     bias_correction: BiasCorrectionRecord | None = None  # None: not corrected (or an older record)
     qat: FinetuneRecord | None = None  # quantization-aware training by distillation, when it ran
+    equalization: EqualizationRecord | None = None  # None: not asked for (or an older record)
     # Operators that run float inside the INT8 model, measured (operator type -> where): LayerNorm, GELU, SiLU,
     # the layers kept FP32, ... (runtimes.quant_lanes.float_ops)
     float_ops: dict[str, list[str]] = field(default_factory=dict)

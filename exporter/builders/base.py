@@ -25,8 +25,8 @@ from exporter.progress import Reporter
 from runtimes.errors import BadInputError
 if TYPE_CHECKING:
     from exporter.compress.slim import SlimModel
-from runtimes.manifest import (BiasCorrectionRecord, ChannelRecord, FinetuneRecord, PruneRecord, QuantRecord,
-                               SparsityRecord)
+from runtimes.manifest import (BiasCorrectionRecord, ChannelRecord, EqualizationRecord, FinetuneRecord, PruneRecord,
+                               QuantRecord, SparsityRecord)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ class BuildContext(Protocol):
     reporter: Reporter
 
     def quant_record(self, keep: tuple[str, ...], model: nn.Module, bias: BiasCorrectionRecord | None = None,
-                     qat: FinetuneRecord | None = None) -> QuantRecord:
+                     qat: FinetuneRecord | None = None, equalization: EqualizationRecord | None = None
+                     ) -> QuantRecord:
         """The record of the INT8 ``model`` built with the ``keep`` layers FP32 (lane, operators kept float)."""
 
     def quantization_aware(self, prepared: nn.Module, opts: CompressionOptions
@@ -105,6 +106,9 @@ class BuildContext(Protocol):
         """A prepared (observed) copy of a float ``model`` calibrated on the calibration images."""
 
     def calibrated(self, pruned_first: bool, opts: CompressionOptions) -> nn.Module: ...
+
+    def equalization_of(self, prepared: nn.Module) -> EqualizationRecord | None:
+        """What cross-layer equalization did before ``prepared`` was calibrated (None: not asked for)."""
 
     def build_named(self, variant: str, opts: CompressionOptions) -> BuiltVariant: ...
 

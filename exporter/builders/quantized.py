@@ -31,7 +31,8 @@ class QuantParams(BuilderParams):
 def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: CompressionOptions) -> BuiltVariant:
     """The INT8 model with the ``keep`` layers in FP32, pruned at ``opts`` when ``prune_it``."""
     prune_first = prune_it and opts.order == PruneOrder.PRUNE_THEN_QUANTIZE and opts.sparsity > 0
-    prepared, qat = ctx.quantization_aware(ctx.calibrated(prune_first, opts), opts)
+    calibrated = ctx.calibrated(prune_first, opts)
+    prepared, qat = ctx.quantization_aware(calibrated, opts)
     warnings = ctx.pruned_float_warnings(opts) if prune_first else []
     if keep:
         prepared = quantize.with_float_layers(prepared, keep)
@@ -42,7 +43,7 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
         warnings = ctx.prune(model, opts, "int8")
     # Last, so that it also takes out the mean shift pruning left; towards the dense float model.
     bias = ctx.correct_bias(model, ctx.calibrated(False, opts))
-    return finish(model, ctx.quant_record(keep, model, bias, qat), ctx.prune_record(prune_it, opts, opts.order.value),
+    return finish(model, ctx.quant_record(keep, model, bias, qat, ctx.equalization_of(calibrated)), ctx.prune_record(prune_it, opts, opts.order.value),
                   warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None)
 
 

@@ -28,7 +28,7 @@ def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> Buil
         calibrated = ctx.calibrated_model(slim.model)
         prepared, qat = ctx.quantization_aware(calibrated, opts)
         model = quantize.convert(prepared)
-        quant = ctx.quant_record((), model, ctx.correct_bias(model, calibrated), qat)
+        quant = ctx.quant_record((), model, ctx.correct_bias(model, calibrated), qat, ctx.equalization_of(calibrated))
     else:
         model = copy.deepcopy(slim.model)
         quant = QuantRecord(backend=None, scheme=None)

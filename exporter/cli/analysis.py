@@ -11,7 +11,7 @@ from rich.table import Table
 from exporter.analysis.commands import AnalysisOptions, SweepOptions, default_sweep_variants
 from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
-from exporter.cli.options import (Target, BiasCorrectionOpt, ChannelRound, FinetuneData, FinetuneEpochs, Seed, recovery_options, Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
+from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, ChannelRound, FinetuneData, FinetuneEpochs, Seed, recovery_options, Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
                                   Model, Resize, Scope, Sparsity, Std, VariantsOpt, Weights, analysis_options,
                                   parse_floats)
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
@@ -44,6 +44,7 @@ def sweep(
     calib_method: CalibMethodOpt = CalibrationOptions.method,
     target: Target = CalibrationOptions.target,
     bias_correction: BiasCorrectionOpt = CalibrationOptions.bias_correction,
+    equalize: EqualizeOpt = CalibrationOptions.equalize,
     resize: Resize = None,
     input_size: InputSize = None,
     mean: Mean = None,
@@ -60,7 +61,7 @@ def sweep(
                                   calib_images, calib_method, resize, input_size, mean, std, eval_data,
                                   eval_images, recovery=recovery_options(ChannelOptions.sparsity, channel_round,
                                                                          finetune_data, finetune_epochs, seed),
-                                  target=target, bias_correction=bias_correction),
+                                  target=target, bias_correction=bias_correction, equalize=equalize),
         variants=tuple(variants_csv.split(",")), sparsities=parse_floats(sparsities, "--sparsities"),
         methods=tuple(parse_methods(methods)),
         channel_sparsities=parse_floats(channel_sparsities, "--channel-sparsities"))
@@ -84,6 +85,7 @@ def sensitivity(
     calib_method: CalibMethodOpt = CalibrationOptions.method,
     target: Target = CalibrationOptions.target,
     bias_correction: BiasCorrectionOpt = CalibrationOptions.bias_correction,
+    equalize: EqualizeOpt = CalibrationOptions.equalize,
     resize: Resize = None,
     input_size: InputSize = None,
     mean: Mean = None,
@@ -97,7 +99,7 @@ def sensitivity(
 
     opts = analysis_options(out, model, weights, sparsity, CompressionOptions.scope, calib_data, calib_images,
                             calib_method, resize, input_size, mean, std, eval_data, eval_images, prune_method,
-                            target=target, bias_correction=bias_correction)
+                            target=target, bias_correction=bias_correction, equalize=equalize)
     rep = run_sensitivity(opts, REPORTER)
     sensitivity_figure(rep, out / RUN_FILES.figures / "sensitivity.png")
     table = Table("rank", "layer", "INT8-only SQNR dB", "prune-only SQNR dB", "INT8-only top-1 drop")

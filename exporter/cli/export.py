@@ -8,7 +8,7 @@ import typer
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
-from exporter.cli.options import (Target, BiasCorrectionOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, StrictPeers, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
@@ -40,6 +40,7 @@ def export_command(
     calib_method: CalibMethodOpt = CalibrationOptions.method,
     target: Target = CalibrationOptions.target,
     bias_correction: BiasCorrectionOpt = CalibrationOptions.bias_correction,
+    equalize: EqualizeOpt = CalibrationOptions.equalize,
     resize: Resize = None,
     input_size: InputSize = None,
     mean: Mean = None,
@@ -61,7 +62,7 @@ def export_command(
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
                           max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate,
                           recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed, qat_epochs),
-                          target, bias_correction)
+                          target, bias_correction, equalize)
     parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers)
     export(opts, REPORTER)

@@ -63,6 +63,9 @@ BiasCorrectionOpt = Annotated[BiasCorrection, typer.Option(
     "--bias-correction", help="after convert, shift each INT8 layer's bias so its mean output matches FP32: full "
                               "(in execution order, on the INT8 model's own inputs), fast (each layer's own error) "
                               "or none")]
+EqualizeOpt = Annotated[bool, typer.Option(
+    "--equalize/--no-equalize", help="cross-layer equalization before calibration: rescale channels between "
+                                     "consecutive convolutions joined by a ReLU (off by default, see the README)")]
 Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]
@@ -167,7 +170,8 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                    command, force=False, method=CompressionOptions.method.value,
                    bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
                    target: str = CalibrationOptions.target,
-                   bias_correction: BiasCorrection = CalibrationOptions.bias_correction) -> ExportOptions:
+                   bias_correction: BiasCorrection = CalibrationOptions.bias_correction,
+                   equalize: bool = CalibrationOptions.equalize) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
@@ -175,7 +179,7 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
         out=out, model=ModelOptions(model, weights), variants=tuple(variants_csv.split(",")),
         compression=compression,
         calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target,
-                                       bias_correction=bias_correction),
+                                       bias_correction=bias_correction, equalize=equalize),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
 
@@ -184,13 +188,14 @@ def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, cal
                      resize, input_size, mean, std, eval_data, eval_images, method=CompressionOptions.method.value,
                      bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
                      target: str = CalibrationOptions.target,
-                     bias_correction: BiasCorrection = CalibrationOptions.bias_correction) -> AnalysisOptions:
+                     bias_correction: BiasCorrection = CalibrationOptions.bias_correction,
+                     equalize: bool = CalibrationOptions.equalize) -> AnalysisOptions:
     return AnalysisOptions(
         out=out, model=ModelOptions(model, weights),
         compression=CompressionOptions(sparsity, prune_scope, method=parse_method(method),
                                        bn_recalibrate=bn_recalibrate, **(recovery or {})),
         calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target,
-                                       bias_correction=bias_correction),
+                                       bias_correction=bias_correction, equalize=equalize),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
-from exporter.cli.options import (Target, BiasCorrectionOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
@@ -39,6 +39,7 @@ def run(
     calib_method: CalibMethodOpt = CalibrationOptions.method,
     target: Target = CalibrationOptions.target,
     bias_correction: BiasCorrectionOpt = CalibrationOptions.bias_correction,
+    equalize: EqualizeOpt = CalibrationOptions.equalize,
     resize: Resize = None,
     input_size: InputSize = None,
     mean: Mean = None,
@@ -70,7 +71,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed, qat_epochs), target, bias_correction),
+                                               seed, qat_epochs), target, bias_correction, equalize),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
