@@ -28,7 +28,7 @@ from torch import nn
 
 from runtimes.manifest import EqualizationRecord
 
-SWEEPS = 2  # AIMET iterates a triplet's pairs until their scales settle; in execution order one sweep does, the second checks
+SWEEPS = 2  # AIMET iterates a triplet's pairs until they settle; in execution order one sweep does, two check it
 _EPS = 1e-8
 _HOMOGENEOUS = (nn.ReLU, nn.Identity)
 
