@@ -36,7 +36,8 @@ import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import (CPU, BoundRun, ComputePrecision, Describes, Interleaves, LayerOutputs, Support,
+from runtimes.protocol import (CPU, BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, LayerOutputs,
+                               Support,
                                as_batch, check_threads, register_runtime)
 
 LATENCY, THROUGHPUT = "LATENCY", "THROUGHPUT"
@@ -58,7 +59,7 @@ def _precision_name(value: Any) -> str:
 
 
 @register_runtime
-class OpenVinoCpu(BoundRun, ComputePrecision, Describes, Interleaves, LayerOutputs):
+class OpenVinoCpu(BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, LayerOutputs):
     """OpenVINO, CPU plugin (LATENCY hint at batch 1, THROUGHPUT streams for batches)."""
 
     name = "openvino"
@@ -83,6 +84,7 @@ class OpenVinoCpu(BoundRun, ComputePrecision, Describes, Interleaves, LayerOutpu
         self._last: np.ndarray | None = None
         self._layers: dict[str, Any] = {}  # module -> onnx_layers.LayerTensor
         self._layer_model: Any = None
+        self._precision: str | None = None  # INFERENCE_PRECISION_HINT asked for (None: the environment's or OpenVINO's)
 
     @classmethod
     def core(cls) -> Any:
@@ -121,9 +123,14 @@ class OpenVinoCpu(BoundRun, ComputePrecision, Describes, Interleaves, LayerOutpu
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        if os.environ.get(PRECISION_ENV):
-            config["INFERENCE_PRECISION_HINT"] = os.environ[PRECISION_ENV]
+        precision = self._precision or os.environ.get(PRECISION_ENV)
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
         return config
+
+    def use_full_precision(self) -> None:
+        """Float layers in f32 for the next load, whatever OpenVINO would choose (FullPrecision)."""
+        self._precision = "f32"
 
     def _compile(self, hint: str) -> Any:
         if hint not in self._compiled:

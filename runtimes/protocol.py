@@ -148,6 +148,14 @@ class ComputePrecision(Protocol):
 
 
 @runtime_checkable
+class FullPrecision(Protocol):
+    """Can be asked, before ``load``, to compute float layers in full FP32 rather than the narrower type it would
+    choose (OpenVINO's bf16): parity then judges a quantized file's own arithmetic, not the runtime's rounding."""
+
+    def use_full_precision(self) -> None: ...
+
+
+@runtime_checkable
 class LayerOutputs(Protocol):
     """Exposes the loaded artifact's intermediate activations, named by the eager module that computes
     them (``layer3.0.conv2``), so that parity can find the first layer that drifts (``--localize``)::

@@ -285,3 +285,14 @@ def test_eager_bf16_noise_is_measured_on_the_reference(tiny_run_dir, tiny_inputs
     cache = {"fp32": parity._outputs(tiny_run_dir, manifest.reference_for("fp32"), tiny_inputs[:8], None)[1]}
     db = parity._eager_bf16_sqnr(tiny_run_dir, manifest, art, tiny_inputs[:8], cache, None)
     assert 20.0 < db < 80.0 and "fp32@bf16" in cache  # bf16's 8 significant bits: far from exact, far from noise
+
+
+def test_quantized_files_are_judged_in_full_precision_in_openvino(results):
+    """OpenVINO's bf16 inside an INT8 graph rounds again before each re-quantization; parity asks it for f32 so
+    that the file's own arithmetic is judged (the bench runs its default)."""
+    for r in _in(results, "openvino"):
+        if r.precision in ("int8", "mixed"):
+            assert r.computed_in == "f32", r
+            assert any("float layers in f32 for parity" in n for n in r.notes), r.notes
+        else:
+            assert not any("for parity (use_full_precision)" in n for n in r.notes)
