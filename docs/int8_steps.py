@@ -6,7 +6,7 @@ For each model (run from the repository root):
    cached in OUT;
 2. build ``int8-dense`` and ``int8`` (50% OBS) with the recipe ``shrinkwrap export`` uses, for each setting:
    7-bit activations without correction (the old default), then 8 bits without, with fast and with full bias
-   correction (today's default);
+   correction (today's default), and the default with cross-layer equalization;
 3. print top-1 of each eager INT8 model on the 200 held-out images, with FP32 and ``fp32-pruned``.
 
     .venv/bin/python docs/int8_steps.py OUT [model ...]   (default: mobilenet_v3_large efficientnet_b0)
@@ -30,8 +30,10 @@ from exporter.recipe import Recipe  # noqa: E402
 from runtimes.manifest import BiasCorrection  # noqa: E402
 from tests.support import trained  # noqa: E402
 
-SETTINGS = (("x86-avx2", BiasCorrection.NONE), ("x86-vnni", BiasCorrection.NONE),
-            ("x86-vnni", BiasCorrection.FAST), ("x86-vnni", BiasCorrection.FULL))
+# (target, bias correction, cross-layer equalization)
+SETTINGS = (("x86-avx2", BiasCorrection.NONE, False), ("x86-vnni", BiasCorrection.NONE, False),
+            ("x86-vnni", BiasCorrection.FAST, False), ("x86-vnni", BiasCorrection.FULL, False),
+            ("x86-vnni", BiasCorrection.FULL, True))
 VARIANTS = ("int8-dense", "int8")
 
 
@@ -52,9 +54,9 @@ def main(out: Path, models: list[str]) -> None:
         fp32 = accuracy(model_logits(loaded.model, xv), labels)[0]
         pruned = None
         print(f"{arch}: fp32 {fp32:.1f}", flush=True)
-        for target, mode in SETTINGS:
+        for target, mode, equalize in SETTINGS:
             recipe = Recipe(loaded, calib, str(train_dir), CompressionOptions(sparsity=0.5),
-                            CalibrationOptions(target=target, bias_correction=mode))
+                            CalibrationOptions(target=target, bias_correction=mode, equalize=equalize))
             if pruned is None:
                 pruned = accuracy(model_logits(recipe.build_named("fp32-pruned", recipe.compression).model, xv),
                                   labels)[0]
@@ -65,7 +67,8 @@ def main(out: Path, models: list[str]) -> None:
                 model = recipe.build_named(variant, recipe.compression).model
                 cells.append(f"{variant} {accuracy(model_logits(model, xv), labels)[0]:.1f} "
                              f"({time.perf_counter() - t0:.1f} s)")
-            print(f"  --target {target} --bias-correction {mode.value}: " + " | ".join(cells), flush=True)
+            flags = f"--target {target} --bias-correction {mode.value}" + (" --equalize" if equalize else "")
+            print(f"  {flags}: " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
