@@ -159,7 +159,7 @@ class CompressionOptions:
     sparsity: float = 0.5
     scope: PruneScope = PruneScope.GLOBAL
     # Prune (and reconstruct) the float weights, then calibrate the pruned network: measured as good on the
-    # ResNet test models and far better on MobileNetV3 / EfficientNet (README: "Which order").
+    # ResNet test models and far better on MobileNetV3 / EfficientNet (docs/pruning.md: "Which order").
     order: PruneOrder = PruneOrder.PRUNE_THEN_QUANTIZE
     method: PruneMethod = PruneMethod.OBS
     bn_recalibrate: bool = False  # re-estimate BatchNorm statistics after pruning float weights

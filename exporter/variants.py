@@ -178,14 +178,15 @@ register_variant(VariantSpec(
     "fp32-pruned", "FP32, pruned (OBS reconstruction from calibration images, or --prune-method magnitude)",
     Precision.FP32, "float", FloatParams(prune=True), group="Pruned only", default=True))
 register_variant(VariantSpec(
-    "int8", "static INT8 PTQ (fbgemm, per-channel symmetric weights) + pruning inside the INT8 grid (or before, --order)",
+    "int8", ("pruning of the float weights (OBS by default), then static INT8 PTQ (fbgemm, per-channel weights); "
+     "--order quantize-then-prune prunes inside the INT8 grid instead"),
     Precision.INT8, "int8", QuantParams(prune=True), role=Role.HEADLINE, group="INT8 + pruning",
     default=True))
 register_variant(VariantSpec(
-    "fp16", "half precision + pruning (float32 I/O, float16 compute)",
+    "fp16", "pruning of the float weights, then half precision (float32 I/O, float16 compute)",
     Precision.FP16, "float", FloatParams(half=True, prune=True), group="FP16 + pruning", default=True))
 register_variant(VariantSpec(
-    "mixed", "INT8 body, FP32 classifier + pruning",
+    "mixed", "pruning, then INT8 body with the classifier kept FP32",
     Precision.MIXED, "int8", QuantParams(prune=True, classifier_float=True), group="Mixed + pruning",
     default=True))
 register_variant(VariantSpec(

@@ -32,9 +32,10 @@ import numpy as np
 
 from runtimes.errors import BadInputError, RuntimeUnavailable, ShrinkwrapError
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import (CPU, BatchedEval, Describes, SelfTimed, Support, as_batch, check_threads,
+from runtimes.kernels import KernelCensus
+from runtimes.protocol import (CPU, BatchedEval, Describes, Kernels, SelfTimed, Support, as_batch, check_threads,
                                register_runtime)
-from runtimes.quant_engine import QUANT_ENGINE
+from runtimes.quant_engine import QUANT_ENGINE, set_quantized_engine
 
 SOURCE = Path(__file__).parent / "cpp" / "main.cpp"
 COMPILER = "g++"
@@ -117,7 +118,7 @@ def ensure_runner() -> Path:
 
 
 @register_runtime
-class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes):
+class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes, Kernels):
     """TorchScript in a native C++ libtorch process (``runtimes/cpp/main.cpp``), timed inside it."""
 
     name = "libtorch-cpp"
@@ -190,6 +191,21 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes):
 
     def close(self) -> None:
         self._model = None
+
+    def kernel_census(self, example: np.ndarray) -> KernelCensus:
+        """The runner links the wheel's own libtorch: the same file, run once in this process with the
+        runner's quantized engine, dispatches to the same kernels."""
+        import torch
+
+        from runtimes import kernels
+
+        if self._model is None:
+            raise RuntimeError("libtorch-cpp: call load() first")
+        set_quantized_engine()
+        module = torch.jit.load(str(self._model), map_location="cpu").eval()
+        ops = kernels.profile_torch_module(module, torch.from_numpy(as_batch(example)))
+        return kernels.census_of_torch(ops, f"{self.name} (libtorch {torch.__version__}, {QUANT_ENGINE} engine) "
+                                            "one recorded forward of the same file")
 
     def info(self) -> dict[str, str | int]:
         """What the last C++ run reported (threads used, engine, libtorch version)."""

@@ -63,6 +63,9 @@ class Precision(str, enum.Enum):
     MIXED = "mixed"  # INT8 body with some layers kept in FP32
 
 
+# The precisions with an integer body. A str enum: ``"int8" in QUANTIZED`` holds for a cell's plain string too.
+QUANTIZED: tuple[Precision, ...] = (Precision.INT8, Precision.MIXED)
+
 class PruneScope(str, enum.Enum):
     GLOBAL = "global"
     LAYER = "layer"

@@ -36,7 +36,9 @@ import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import (CPU, BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, LayerOutputs,
+from runtimes.kernels import KernelCensus
+from runtimes.protocol import (CPU, BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, Kernels,
+                               LayerOutputs,
                                Support,
                                as_batch, check_threads, register_runtime)
 
@@ -59,7 +61,7 @@ def _precision_name(value: Any) -> str:
 
 
 @register_runtime
-class OpenVinoCpu(BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, LayerOutputs):
+class OpenVinoCpu(BoundRun, ComputePrecision, Describes, FullPrecision, Interleaves, Kernels, LayerOutputs):
     """OpenVINO, CPU plugin (LATENCY hint at batch 1, THROUGHPUT streams for batches)."""
 
     name = "openvino"
@@ -200,6 +202,19 @@ class OpenVinoCpu(BoundRun, ComputePrecision, Describes, FullPrecision, Interlea
         if compiled is None:
             return None
         return _precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    # -- Kernels
+    def kernel_census(self, example: np.ndarray) -> KernelCensus:
+        """Each executed layer of the compiled model for this batch size's hint, with its runtime precision."""
+        import openvino as ov
+
+        from runtimes import kernels
+
+        compiled = self._compile(LATENCY if len(example) == 1 else THROUGHPUT)
+        layers = [(str(op.get_rt_info()["layerType"].astype(str)), str(op.get_rt_info()["runtimePrecision"].astype(str)))
+                  for op in compiled.get_runtime_model().get_ordered_ops()]
+        return kernels.census_of_openvino(
+            layers, f"{self.name} (openvino {ov.get_version().split('-')[0]}) compiled model")
 
     # -- Interleaves
     @classmethod

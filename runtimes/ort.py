@@ -26,7 +26,8 @@ import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
 from runtimes.manifest import ArtifactRecord, Format, checked_path
-from runtimes.protocol import (CPU, CUDA, BoundRun, Describes, Interleaves, LayerOutputs, Support, as_batch,
+from runtimes.kernels import KernelCensus
+from runtimes.protocol import (CPU, CUDA, BoundRun, Describes, Interleaves, Kernels, LayerOutputs, Support, as_batch,
                                check_threads, register_runtime)
 
 CPU_EP = "CPUExecutionProvider"
@@ -86,7 +87,7 @@ def cuda_provider_reason() -> str | None:
     return None
 
 
-class OrtRuntime(BoundRun, Describes, Interleaves, LayerOutputs):
+class OrtRuntime(BoundRun, Describes, Interleaves, Kernels, LayerOutputs):
     """ONNX Runtime with all graph optimizations; subclasses declare the device."""
 
     # True once share_threads() switched this process to ORT's global thread pools.
@@ -135,11 +136,14 @@ class OrtRuntime(BoundRun, Describes, Interleaves, LayerOutputs):
         self._sess, self._input, self._output = sess, artifact.input.input_name, artifact.input.output_name
         self._path = path
 
-    def _new_session(self, model: str | bytes, path: Path) -> Any:
+    def _new_session(self, model: str | bytes, path: Path, optimized_to: Path | None = None) -> Any:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if optimized_to is not None:
+            opts.optimized_model_filepath = str(optimized_to)
+            opts.log_severity_level = 3  # its warning: the file holds this machine's layout choices (that is the point)
         if OrtRuntime._global_pools:
             opts.use_per_session_threads = False  # the process's one pool (see share_threads)
         elif self.threads is not None:
@@ -163,6 +167,25 @@ class OrtRuntime(BoundRun, Describes, Interleaves, LayerOutputs):
     def close(self) -> None:
         self._sess = self._io = self._layer_sess = None
         self._layers = {}
+
+    # -- Kernels
+    def kernel_census(self, example: np.ndarray) -> KernelCensus:
+        """The graph after ORT's own optimizations, as a second session with the same options writes it."""
+        import tempfile
+
+        import onnx
+        import onnxruntime as ort
+
+        from runtimes import kernels
+
+        if self._path is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        with tempfile.TemporaryDirectory(prefix="shrinkwrap-ort-") as tmp:
+            optimized = Path(tmp) / "optimized.onnx"
+            self._new_session(str(self._path), self._path, optimized_to=optimized)
+            graph = onnx.load(str(optimized), load_external_data=False).graph
+        return kernels.census_of_onnx((n.op_type for n in graph.node),
+                                      f"{self.name} (onnxruntime {ort.__version__}) after its graph optimizations")
 
     # -- LayerOutputs
     def layer_tensors(self, modules: Sequence[str]) -> dict[str, str]:

@@ -62,7 +62,7 @@ import numpy as np
 
 from runtimes import metrics, registry
 from runtimes.errors import BadInputError, RuntimeUnavailable
-from runtimes.manifest import RUN_FILES, ArtifactRecord, Format, InputSpec, Precision, require_verified
+from runtimes.manifest import QUANTIZED, RUN_FILES, ArtifactRecord, Format, InputSpec, Precision, require_verified
 from runtimes.protocol import ComputePrecision, FullPrecision
 from runtimes.records import read_record, write_json
 
@@ -74,7 +74,6 @@ INPUT_SOURCES = ("synthetic", "images")
 PEER = "peer"  # tolerance row for artifacts compared with another variant's reference
 BF16 = "bf16"  # tolerance row for an FP32 artifact a runtime computed in bfloat16
 BATCH = 8
-QUANTIZED = (Precision.INT8, Precision.MIXED)
 # The quantization-noise rule judges a runtime against the quantization error it adds to, which only means
 # something while the INT8 model approximates its float model at all: an output unrelated to the reference
 # scores about 0 dB, so the eager model must be at least the allowed loss (3 dB) above that, plus as much again.
@@ -461,7 +460,7 @@ def _noise_rule(run_dir: Path, manifest, art: ArtifactRecord, tol: Tolerance, x:
     The float source is the run's FP32 reference nearest to the eager INT8 model: ``fp32`` for a dense INT8
     model, ``fp32-pruned`` for one pruned before quantizing, ``fp32-slim`` for ``int8-slim``.
     """
-    if tol.max_fp32_sqnr_loss_db is None or art.precision not in (Precision.INT8, Precision.MIXED):
+    if tol.max_fp32_sqnr_loss_db is None or art.precision not in QUANTIZED:
         return None
     floats = [r for r in manifest.references if r.precision == Precision.FP32]
     if not floats:

@@ -36,6 +36,7 @@ from typing import ClassVar, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from runtimes.errors import BadInputError
+from runtimes.kernels import KernelCensus
 from runtimes.manifest import ArtifactRecord
 
 # Devices are names, so that a runtime for a new kind of device needs no change here.
@@ -156,6 +157,15 @@ class FullPrecision(Protocol):
 
 
 @runtime_checkable
+class Kernels(Protocol):
+    """Says, after ``load``, which kernels it really runs for the artifact: integer, float and the conversions
+    between them (:class:`runtimes.kernels.KernelCensus`), read from its own optimized graph. ``example`` is an
+    input batch, for runtimes that find out by running once."""
+
+    def kernel_census(self, example: np.ndarray) -> KernelCensus: ...
+
+
+@runtime_checkable
 class LayerOutputs(Protocol):
     """Exposes the loaded artifact's intermediate activations, named by the eager module that computes
     them (``layer3.0.conv2``), so that parity can find the first layer that drifts (``--localize``)::
@@ -172,7 +182,7 @@ class LayerOutputs(Protocol):
 
 
 CAPABILITIES: tuple[type, ...] = (BoundRun, SelfTimed, BatchedEval, Describes, Interleaves, LayerOutputs,
-                                  ComputePrecision)
+                                  ComputePrecision, FullPrecision, Kernels)
 
 
 def layer_outputs_support(runtime: object) -> Support:

@@ -7,7 +7,7 @@ keeps activations in 7 bits (``reduce_range``). VNNI (``vpdpbusd``) and AMX sum
 straight into int32 and cannot saturate; ONNX Runtime's and OpenVINO's QDQ
 kernels do not use the int16 pairs either. Every x86 server CPU since 2019
 (Intel Cascade Lake, AMD Zen 4) has VNNI, and the seventh bit is worth points on
-the compact families (README, *Activation width*), so the default target is the
+the compact families (docs/accuracy.md, *Activation width*), so the default target is the
 modern class and 7 bits are a choice a user makes for an older fleet.
 
 A target is a frozen record registered once by name; ``--target`` picks one and
@@ -24,7 +24,7 @@ from runtimes.errors import BadInputError
 @dataclass(frozen=True)
 class DeploymentTarget:
     name: str  # what --target takes and the manifest records
-    title: str  # the CPUs it means, for `shrinkwrap targets`-style listings and the README
+    title: str  # the CPUs it means, for `shrinkwrap targets`-style listings and docs/accuracy.md
     activation_bits: int  # 8: full UINT8 range; 7: reduce_range
     # CPU flags (as /proc/cpuinfo spells them) any one of which lets fbgemm accumulate 8-bit activations
     # exactly; empty: the target's artifacts are exact on every x86 CPU.

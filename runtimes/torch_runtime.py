@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from runtimes.errors import RuntimeUnavailable
-from runtimes.manifest import ArtifactRecord, Precision, checked_path
-from runtimes.protocol import CUDA, BoundRun, Describes, Interleaves, Support, as_batch, check_threads
+from runtimes.manifest import QUANTIZED, ArtifactRecord, checked_path
+from runtimes.kernels import KernelCensus
+from runtimes.protocol import CUDA, BoundRun, Describes, Interleaves, Kernels, Support, as_batch, check_threads
 
-QUANTIZED = (Precision.INT8, Precision.MIXED)
 NO_CUDA_INT8 = "fbgemm INT8 has no CUDA kernels"
 
 
@@ -33,7 +33,7 @@ def torch_cuda_reason() -> str | None:
     return None
 
 
-class TorchRuntime(BoundRun, Describes, Interleaves):
+class TorchRuntime(BoundRun, Describes, Interleaves, Kernels):
     """Common load/run logic; subclasses declare the format and build the module (``_build``)."""
 
     framework: ClassVar[str] = "pytorch"
@@ -98,6 +98,17 @@ class TorchRuntime(BoundRun, Describes, Interleaves):
         if self._module is None:
             raise RuntimeError(f"{self.name}: call load() first")
         return self._module
+
+    # -- Kernels
+    def kernel_census(self, example: np.ndarray) -> KernelCensus:
+        """One recorded forward: each top-level operator, integer when its input is a quantized tensor."""
+        import torch
+
+        from runtimes import kernels
+
+        x = torch.from_numpy(as_batch(example))
+        ops = kernels.profile_torch_module(self.module, x.to(self.device) if self.device == CUDA else x)
+        return kernels.census_of_torch(ops, f"{self.name} (torch {torch.__version__}) one recorded forward")
 
     # -- Interleaves
     @classmethod

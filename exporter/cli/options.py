@@ -65,7 +65,7 @@ BiasCorrectionOpt = Annotated[BiasCorrection, typer.Option(
                               "or none")]
 EqualizeOpt = Annotated[bool, typer.Option(
     "--equalize/--no-equalize", help="cross-layer equalization before calibration: rescale channels between "
-                                     "consecutive convolutions joined by a ReLU (off by default, see the README)")]
+                                     "consecutive convolutions joined by a ReLU (off by default, see docs/accuracy.md)")]
 Resize = Annotated[Optional[int], typer.Option(help="resize short side to this (default: the weights' own)")]
 InputSize = Annotated[Optional[int], typer.Option(help="center crop size (default: the weights' own)")]
 Mean = Annotated[Optional[str], typer.Option(help="normalization mean, e.g. 0.485,0.456,0.406")]

@@ -15,7 +15,7 @@ chain: those pairs are not equalizable, and a model with none (EfficientNet: SiL
 which the record says.
 
 With per-channel INT8 weights the weight ranges no longer decide the error on their own; what equalization
-still changes is the spread of the per-tensor activation ranges between the two layers. The README reports what
+still changes is the spread of the per-tensor activation ranges between the two layers. docs/accuracy.md reports what
 it is worth, measured.
 """
 

@@ -7,7 +7,7 @@ step's effect is measured without labels, as top-1 agreement with the FP32
 model and the logits' SQNR against it, on calibration images the reconstruction
 did not use.
 
-The order was chosen by measurement (README, "Channel pruning"): re-estimating
+The order was chosen by measurement (docs/pruning.md, "Channel pruning"): re-estimating
 BatchNorm *after* the refit undid it (it replaces statistics the refit had
 matched to the FP32 model's with a small sample's; logit SQNR 56 → 15 dB on the
 trained test model), so the statistics are re-estimated first and the refit

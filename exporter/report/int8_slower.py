@@ -3,7 +3,9 @@
 The seed study reported INT8 54× slower than FP32 without a reason; this section says it wherever it is
 true, measured in the same runtime and format, and outside both cells' noise bands. The known reasons come
 from the manifest (operators that run float inside the INT8 model, each converted from and back to INT8) and
-from the cells (a PyTorch runtime's per-operator overhead at small inputs).
+from the cells: the kernels each runtime really ran after its own graph optimizations (runtimes.kernels:
+integer, float, and the quantize/dequantize conversions between them), and a PyTorch runtime's per-operator
+overhead at small inputs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from exporter.report.recommend import noise_band
 from exporter.variants import Role
 from runtimes import registry
 from runtimes.bench.results import Cell
-from runtimes.manifest import ArtifactRecord, Precision
+from runtimes.manifest import QUANTIZED, ArtifactRecord
 
-QUANTIZED = (Precision.INT8.value, Precision.MIXED.value)
 
 
 def slower_pairs(cells: list[Cell], baseline: str) -> list[tuple[Cell, Cell]]:
@@ -43,6 +44,10 @@ def reasons(cell: Cell, record: ArtifactRecord | None) -> list[str]:
         listed = ", ".join(f"{op} ×{len(where)}" for op, where in sorted(ops.items(), key=lambda kv: -len(kv[1])))
         why.append(f"{sum(len(w) for w in ops.values())} operators run float inside the INT8 model ({listed}), "
                    "each behind a dequantize and a re-quantize")
+    if cell.kernels is not None:
+        # What the runtime itself chose: a float kernel behind a dequantize/re-quantize pair where it has no
+        # integer one, and conversions its fusions could not remove.
+        why.append(f"what {cell.runtime} ran: {cell.kernels.summary()}")
     frameworks = {s.name: s.framework for s in registry.specs()}
     if frameworks.get(cell.runtime) == "pytorch" and cell.median is not None and cell.median < 5.0:
         why.append("PyTorch's per-operator overhead dominates at this size, and INT8 adds quantize/dequantize "

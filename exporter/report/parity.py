@@ -20,7 +20,7 @@ def parity_section(ctx: ReportContext) -> str:
              f"{first.input_source} inputs; overall: **{'pass' if ctx.parity.passed else 'FAIL'}**"
              + ("" if ctx.parity.peers_passed else " (a peer row is outside its tolerance: reported, not gated)")
              + ". "
-             "Tolerances per precision are in the README. **Bold** values were gated by a tolerance; the "
+             "Tolerances per precision are in docs/parity.md. **Bold** values were gated by a tolerance; the "
              "others are informational (top-1 agreement is not gated for untrained weights, whose logits "
              "are near-tied; top-5 overlap never is).", "",
              "| artifact | runtime | vs | max abs | max rel | cosine | SQNR dB | top-1 agr. | top-5 ovl. | result |",

@@ -55,8 +55,8 @@ from runtimes.bench.grid import one_line
 from runtimes.bench.options import EVAL_BUDGET_S, BenchOptions
 from runtimes.bench.results import Cell, LatencyStats, Status
 from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
-from runtimes.manifest import ArtifactRecord, Manifest, read_manifest
-from runtimes.protocol import BatchedEval, BoundRun, Describes, SelfTimed
+from runtimes.manifest import QUANTIZED, ArtifactRecord, Manifest, read_manifest
+from runtimes.protocol import BatchedEval, BoundRun, Describes, Kernels, SelfTimed
 from runtimes.records import to_jsonable
 
 INPUT_SEED = 0
@@ -161,12 +161,14 @@ def _measure(spec: CellSpec, base: dict[str, Any], started: float) -> Cell:
                 flags.append(f"accuracy on {n_eval} of {n_total} eval images only (evenly spaced subset; "
                              f"eval time budget {EVAL_BUDGET_S:.0f} s at this latency)")
         info = {**jsonable_info(rt), "timing": timing}
+        # Which kernels ran, for "where INT8 is slower than FP32": read after timing, so it costs no measurement.
+        census = rt.kernel_census(x) if isinstance(rt, Kernels) and record.precision in QUANTIZED else None
     finally:
         rt.close()
     return Cell(**base, status=Status.OK, latency_ms=latency,
                 throughput=float(metrics.throughput(spec.batch, latency.median)),
                 runtime_info=info, top1=top1, top5=top5, eval_images=n_eval, flags=flags,
-                wall_s=time.perf_counter() - started, stability=stable)
+                wall_s=time.perf_counter() - started, stability=stable, kernels=census)
 
 
 def timed_window(rt: Any, x: np.ndarray, spec: CellSpec,

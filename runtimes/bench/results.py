@@ -16,6 +16,7 @@ from typing import Any
 
 from runtimes.bench.stability import Stability
 from runtimes.errors import ArtifactError
+from runtimes.kernels import KernelCensus
 from runtimes.manifest import RUN_FILES, WeightsRecord
 from runtimes.records import atomic_write_bytes, read_record, to_jsonable, write_json
 
@@ -86,6 +87,7 @@ class Cell:
     wall_s: float = 0.0
     stability: Stability | None = None  # None: skipped/error cells, and records from before it existed
     pathological: bool = False  # no deployment option (see runtimes.bench.flags); its flag says why
+    kernels: KernelCensus | None = None  # what the runtime ran for a quantized artifact (runtimes.kernels)
 
     @property
     def ok(self) -> bool:

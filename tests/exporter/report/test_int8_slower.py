@@ -25,6 +25,25 @@ def test_int8_slower_than_fp32_is_flagged_with_its_reason(tmp_path):
     assert "49 operators run float inside the INT8 model (SiLU ×49)" in reasons(pairs[0][0], Record())[0]
 
 
+def test_int8_slower_names_the_kernels_the_runtime_ran(tmp_path):
+    """The cell's kernel census (runtimes.kernels) is a reason even without a manifest: which layers ORT ran
+    in float behind a dequantize/re-quantize pair."""
+    import dataclasses
+
+    from exporter.report.context import load_context
+    from exporter.report.int8_slower import int8_slower
+    from runtimes.kernels import census_of_onnx
+
+    census = census_of_onnx(["QLinearConv"] * 62 + ["HardSigmoid"] * 29 + ["Mul"] * 21
+                            + ["QuantizeLinear", "DequantizeLinear"] * 30, "ort-cpu after its graph optimizations")
+    int8 = dataclasses.replace(cell("int8-dense", "onnx", "ort-cpu", 13.0), precision="int8", kernels=census)
+    cells = [cell("fp32", "onnx", "ort-cpu", 10.0), int8]
+    text = int8_slower(load_context(write_run(tmp_path / "run", cells=cells)))
+    assert "not known from this run" not in text
+    assert ("what ort-cpu ran: ort-cpu after its graph optimizations: 62 integer kernels, 50 float "
+            "(HardSigmoid ×29, Mul ×21), 60 conversions between them") in text
+
+
 def test_int8_faster_or_within_noise_is_not_flagged(tmp_path):
     from exporter.report.context import load_context
     from exporter.report.int8_slower import int8_slower
