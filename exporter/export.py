@@ -36,6 +36,7 @@ from exporter.progress import SILENT, Reporter
 from exporter.variants import VariantSpec, check_request, default_variants, parse_variants
 from runtimes.manifest import (COMPARE_WITH, INPUT_NAME, MANIFEST_NAME, OUTPUT_NAME, SCHEMA_VERSION,
                                ArtifactRecord, Format, InputSpec, Manifest, write_manifest)
+from runtimes import openmp
 from runtimes.metrics import output_variation
 from runtimes.parity import DEGENERATE, DEGENERATE_VARIATION, degenerate_warning
 from runtimes.quant_engine import set_quantized_engine
@@ -232,6 +233,9 @@ def _notes(inputs: Inputs) -> list[str]:
         notes.append(inputs.loaded.weights.label)
     if inputs.calib_source == SYNTHETIC:
         notes.append("calibrated on synthetic inputs: INT8 activation ranges are not those of real images")
+    waited = openmp.chosen_note()
+    if waited:
+        notes.append(waited)
     return notes
 
 

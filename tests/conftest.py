@@ -14,6 +14,19 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# Before torch loads: on a busy machine (a shared CI runner) OpenMP threads sleep instead of spinning, as the
+# CLI's do (runtimes/openmp.py). Spinning made the OBS tests ~7× slower with one core busy.
+from runtimes.openmp import choose_wait_policy  # noqa: E402
+
+choose_wait_policy()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Here, not in pyproject's filterwarnings: naming torch's warning class there imports torch before this
+    # conftest could choose the wait policy.
+    config.addinivalue_line("filterwarnings", "ignore::torch.jit.TracerWarning")
+
+
 # Tests that read these session fixtures are in the slow tier (``make test-fast`` leaves them out; ``make test``
 # and CI run everything): building them takes minutes on 2 cores.
 SLOW_FIXTURES = frozenset({"exported", "exported_copy"})

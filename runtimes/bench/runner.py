@@ -262,7 +262,9 @@ def _failed(entry: grid.GridEntry, spec: CellSpec, reason: str, started: float) 
 
 
 def _child_env(threads: int | None) -> dict[str, str]:
-    env = dict(os.environ)
+    from runtimes.openmp import cell_environment
+
+    env = cell_environment(dict(os.environ))  # cells wait as a deployment's threads would
     # The cell must import this very ``runtimes`` package, installed or not.
     root = str(Path(runtimes.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
