@@ -13,7 +13,8 @@ Measured on the 2-core AMX Xeon, ``obs_prune_matrix`` on a random 512×4608 weig
 | one thread | 1.70 s | 1.73 s |
 
 So a process that compresses (the CLI, the test suite) calls :func:`choose_wait_policy` before torch is
-imported: when other processes use at least :data:`BUSY_CORES` cores, its threads sleep instead of spinning.
+imported: when other processes use at least :data:`BUSY_CORES` cores, its threads sleep instead of spinning,
+and so do the ONNX Runtime sessions it opens for parity and evaluation (:func:`passive_chosen`).
 The user's own ``OMP_WAIT_POLICY`` always wins. Benchmark cells get the user's environment back
 (:func:`cell_environment`): they measure what a deployment gets by default, and their stability check says
 when the machine was busy.
@@ -48,6 +49,12 @@ def choose_wait_policy(window_s: float = WINDOW_S) -> str | None:
     os.environ[WAIT_POLICY] = "PASSIVE"
     os.environ[CHOSEN] = f"{cores:.2f}"
     return "PASSIVE"
+
+
+def passive_chosen() -> bool:
+    """Whether :func:`choose_wait_policy` chose passive waits for this process: runtimes with thread pools of
+    their own (ONNX Runtime's spinning pool) follow it in-process."""
+    return CHOSEN in os.environ
 
 
 def chosen_note() -> str | None:

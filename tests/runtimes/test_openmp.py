@@ -60,3 +60,19 @@ def test_the_note_says_what_was_chosen(monkeypatch):
     assert openmp.chosen_note() is None
     monkeypatch.setenv(openmp.CHOSEN, "1.02")
     assert "other processes used 1.02 cores" in openmp.chosen_note()
+
+
+def test_ort_sessions_stop_spinning_when_passive_was_chosen(monkeypatch, tmp_path):
+    from runtimes.ort import OrtCpu, _tiny_model
+
+    def spinning() -> str:
+        opts = OrtCpu(1)._new_session(_tiny_model(), tmp_path / "probe.onnx").get_session_options()
+        try:
+            return opts.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # ORT raises it for a key never set: its default, spinning
+            return "default"
+
+    monkeypatch.delenv(openmp.CHOSEN, raising=False)
+    assert spinning() == "default"
+    monkeypatch.setenv(openmp.CHOSEN, "1.00")
+    assert spinning() == "0"
