@@ -14,7 +14,7 @@ Measured on the 2-core AMX Xeon, ``obs_prune_matrix`` on a random 512×4608 weig
 
 So a process that compresses (the CLI, the test suite) calls :func:`choose_wait_policy` before torch is
 imported: when other processes use at least :data:`BUSY_CORES` cores, its threads sleep instead of spinning,
-and so do the ONNX Runtime sessions it opens for parity and evaluation (:func:`passive_chosen`).
+and so do the ONNX Runtime sessions it opens for parity and evaluation (:func:`passive`).
 The user's own ``OMP_WAIT_POLICY`` always wins. Benchmark cells get the user's environment back
 (:func:`cell_environment`): they measure what a deployment gets by default, and their stability check says
 when the machine was busy.
@@ -51,10 +51,10 @@ def choose_wait_policy(window_s: float = WINDOW_S) -> str | None:
     return "PASSIVE"
 
 
-def passive_chosen() -> bool:
-    """Whether :func:`choose_wait_policy` chose passive waits for this process: runtimes with thread pools of
-    their own (ONNX Runtime's spinning pool) follow it in-process."""
-    return CHOSEN in os.environ
+def passive() -> bool:
+    """Whether this process's OpenMP threads wait passively (whoever chose it): runtimes with thread pools of
+    their own follow it in-process (ONNX Runtime's sessions then do not spin either)."""
+    return os.environ.get(WAIT_POLICY, "").strip().upper() == "PASSIVE"
 
 
 def chosen_note() -> str | None:

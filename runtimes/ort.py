@@ -149,9 +149,9 @@ class OrtRuntime(BoundRun, Describes, Interleaves, Kernels, LayerOutputs):
             opts.use_per_session_threads = False  # the process's one pool (see share_threads)
         elif self.threads is not None:
             opts.intra_op_num_threads = self.threads
-        # Spinning idle threads: off beside another framework's (share_threads), and on a machine that was busy
-        # when this process started (runtimes.openmp; bench cells run with the user's environment, so spin).
-        if OrtRuntime._no_spinning or openmp.passive_chosen():
+        # Spinning idle threads: off beside another framework's (share_threads), and where OpenMP's threads wait
+        # passively (runtimes.openmp: chosen on a busy machine, or the user's OMP_WAIT_POLICY).
+        if OrtRuntime._no_spinning or openmp.passive():
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers = [CPU_EP] if self.device == CPU else [(CUDA_EP, {"device_id": 0}), CPU_EP]

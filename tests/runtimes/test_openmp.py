@@ -62,7 +62,7 @@ def test_the_note_says_what_was_chosen(monkeypatch):
     assert "other processes used 1.02 cores" in openmp.chosen_note()
 
 
-def test_ort_sessions_stop_spinning_when_passive_was_chosen(monkeypatch, tmp_path):
+def test_ort_sessions_stop_spinning_where_openmp_waits_passively(monkeypatch, tmp_path):
     from runtimes.ort import OrtCpu, _tiny_model
 
     def spinning() -> str:
@@ -72,7 +72,7 @@ def test_ort_sessions_stop_spinning_when_passive_was_chosen(monkeypatch, tmp_pat
         except RuntimeError:  # ORT raises it for a key never set: its default, spinning
             return "default"
 
-    monkeypatch.delenv(openmp.CHOSEN, raising=False)
+    monkeypatch.setenv(openmp.WAIT_POLICY, "ACTIVE")
     assert spinning() == "default"
-    monkeypatch.setenv(openmp.CHOSEN, "1.00")
+    monkeypatch.setenv(openmp.WAIT_POLICY, "passive")
     assert spinning() == "0"

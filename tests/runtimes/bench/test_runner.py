@@ -168,7 +168,10 @@ def test_a_cell_still_noisy_gets_a_fresh_process_at_the_end(run_dir, fast_zstd, 
     # process busy): what must hold is that the kept window is the clean one (the disturbed median is over
     # 10 ms), flagged exactly as its own verdict says.
     assert cell.latency_ms.median < 10, cell.latency_ms
-    assert cell.stable or cell.stability.spread < 3, cell.stability
+    # A spread that wide is accepted only when the cell itself measured other processes on the machine (a CI
+    # runner's neighbour), never silently.
+    measured_load = (cell.stability.other_cores or 0.0) > stability.MAX_OTHER_CORES
+    assert cell.stable or cell.stability.spread < 3 or measured_load, cell.stability
     assert cell.flags == ([] if cell.stable else [stability.noisy_flag(cell.stability)]), cell.flags
     assert res.settings.attempts == 1
 
