@@ -6,6 +6,7 @@ import json
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.options import (DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, Attempts, Remeasure, MinTime,
+                                  RetryBudget,
                                   RunDir, Runtimes, Threads, Timeout, VariantsFilter, bench_options)
 from exporter.options import EvalOptions
 from runtimes.bench.options import BenchOptions
@@ -22,6 +23,7 @@ def bench_command(
     min_iters: MinIters = BenchOptions.min_iters,
     attempts: Attempts = BenchOptions.attempts,
     remeasure: Remeasure = BenchOptions.remeasure,
+    retry_budget: RetryBudget = BenchOptions.retry_budget_s,
     timeout: Timeout = BenchOptions.timeout_s,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
@@ -36,7 +38,7 @@ def bench_command(
     from runtimes.records import to_jsonable
 
     opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants, attempts,
-                         remeasure)
+                         remeasure, retry_budget)
     evaluation = EvalOptions(eval_data, eval_images)
     manifest = require_verified(run_dir)
     # Decoded once, with the run's own preprocessing; every cell reads the same tensors.

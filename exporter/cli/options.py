@@ -90,6 +90,8 @@ Attempts = Annotated[int, typer.Option(help="timed windows per cell at most, unt
 Remeasure = Annotated[bool, typer.Option("--remeasure/--no-remeasure",
                                          help="time a cell still unstable once more, in a fresh process, at the "
                                               "end (--no-remeasure: for runs that only want accuracy)")]
+RetryBudget = Annotated[float, typer.Option(help="seconds the whole sweep may spend timing unstable cells again "
+                                                 "(extra windows, fresh-process re-measures); then one window each")]
 EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
@@ -205,10 +207,11 @@ def split_names(csv: str | None) -> tuple[str, ...] | None:
 
 
 def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
-                  variants=None, attempts=BenchOptions.attempts, remeasure=BenchOptions.remeasure) -> BenchOptions:
+                  variants=None, attempts=BenchOptions.attempts, remeasure=BenchOptions.remeasure,
+                  retry_budget=BenchOptions.retry_budget_s) -> BenchOptions:
     return BenchOptions(runtimes=split_names(runtimes), batches=parse_ints(batch, "--batch"), threads=threads,
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout, attempts=attempts,
-                        remeasure=remeasure,
+                        remeasure=remeasure, retry_budget_s=retry_budget,
                         max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),
                         compare_across=default_runtime_comparisons(),
                         variants=split_names(variants))

@@ -7,7 +7,7 @@ from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
 from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
-                                  EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, MinTime, Model, Order,
+                                  EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
@@ -56,6 +56,7 @@ def run(
     min_iters: MinIters = BenchOptions.min_iters,
     attempts: Attempts = BenchOptions.attempts,
     remeasure: Remeasure = BenchOptions.remeasure,
+    retry_budget: RetryBudget = BenchOptions.retry_budget_s,
     timeout: Timeout = BenchOptions.timeout_s,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
@@ -75,7 +76,7 @@ def run(
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
-                            attempts=attempts, remeasure=remeasure))
+                            attempts=attempts, remeasure=remeasure, retry_budget=retry_budget))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
     # The terminal ends with the answer: what to deploy (the report's Recommendation), then where the rest is.
     for line in terminal_lines(outcome.recommendations):

@@ -84,6 +84,13 @@ def noise_lines(ctx: ReportContext) -> list[str]:
              "one still unstable is timed again in a fresh process at the end of the sweep and the better "
              "window kept; one still unstable then is flagged `noisy`. A cell is only called pathological "
              "when its timing and the fastest one's are stable."]
+    if s.retry_budget_s is not None:
+        spent = f", {s.retry_spent_s:.0f} s spent" if s.retry_spent_s is not None else ""
+        lines.append(f"- Retry budget: {s.retry_budget_s:.0f} s for timing unstable cells again{spent}.")
+        if s.one_window_cells or s.not_remeasured:
+            lines.append(f"- **The retry budget ran out:** {s.one_window_cells or 0} later cells were timed in one "
+                         f"window only and {s.not_remeasured or 0} noisy cells were not timed again; their flags "
+                         "say so. Rerun on a quiet machine, or raise `--retry-budget`, for figures to compare.")
     again = [c for c in judged if c.stability.attempts > 1]
     noisy = [c for c in judged if not c.stable]
     loads = [v for c in judged for v in (c.stability.loadavg_before, c.stability.loadavg_after) if v is not None]

@@ -12,6 +12,7 @@ from runtimes.protocol import check_threads
 # Per cell; only pathological configurations (FP16 in PyTorch on CPU) reach these.
 DEFAULT_MAX_TIME_S = 30.0
 EVAL_BUDGET_S = 20.0
+DEFAULT_RETRY_BUDGET_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class BenchOptions:
     attempts: int = 3  # timed windows per cell at most, until one is stable (runtimes.bench.stability)
     remeasure: bool = True  # a cell still unstable after its windows gets one more fresh process at the end
     max_time_s: float = DEFAULT_MAX_TIME_S  # per-cell cap on the timing loop
+    # What the whole sweep may spend timing unstable cells again (windows after a cell's first, fresh-process
+    # re-measures): on a busy machine every cell is unstable, and retrying them all doubled a run's bench. Once
+    # spent, cells get one window and no re-measure, and the results say how many (runtimes.bench.runner).
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S
     timeout_s: float = 300.0  # per-cell process timeout
     # Start each cell's process as a fork of one server that imported what the runtimes declare in
     # ``preload`` (runtimes.bench.launch), not as a fresh interpreter: the same isolation, 2-4 s less each.
@@ -57,6 +62,8 @@ class BenchOptions:
             raise BadInputError(f"attempts must be an integer >= 1, got {self.attempts!r}")
         if not (self.timeout_s > 0 and self.max_time_s > 0):
             raise BadInputError("timeout and max time must be > 0 seconds")
+        if not (math.isfinite(self.retry_budget_s) and self.retry_budget_s >= 0):
+            raise BadInputError(f"--retry-budget must be a number of seconds >= 0, got {self.retry_budget_s}")
         if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
             raise BadInputError(f"--max-accuracy-drop must be a number >= 0, got {self.max_accuracy_drop}")
         if self.variants is not None:

@@ -187,6 +187,10 @@ class BenchSettings:
     variants: list[str] = field(default_factory=list)
     io_binding: str | None = None  # how device-resident runtimes are timed
     max_accuracy_drop: float | None = None  # the budget the report's recommendation applies
+    retry_budget_s: float | None = None  # seconds the sweep could spend re-timing unstable cells
+    retry_spent_s: float | None = None  # what it spent (windows after a cell's first, estimated; re-measures)
+    one_window_cells: int | None = None  # cells timed with one window because the budget was spent
+    not_remeasured: int | None = None  # cells still noisy that got no fresh process for the same reason
 
 
 @dataclass(frozen=True)

@@ -66,11 +66,12 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     env = collect_environment(opts.threads)
     # One preloading server for the whole sweep (runtimes.bench.launch): each cell is still a process of its own.
     preload = tuple(dict.fromkeys(m for s in specs for m in s.preload)) if opts.fork_cells else ()
+    budget = RetryBudget(opts.retry_budget_s)
     with launcher(_child_env(opts.threads), preload) as launch:
         cells = measure_cells(run_dir, entries, batches, opts, eval_tensors, launch, progress,
-                              total=len(entries) * len(batches) + len(comparisons))
+                              total=len(entries) * len(batches) + len(comparisons), budget=budget)
         if opts.remeasure:
-            cells = remeasure_noisy(run_dir, cells, entries, batches, launch, opts)
+            cells = remeasure_noisy(run_dir, cells, entries, batches, launch, opts, budget)
         compared: list[Comparison] = []
         for cspec in comparisons:
             skipped = precheck_comparison(cspec, manifest)
@@ -89,7 +90,9 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
             min_time_s=opts.min_time_s, min_iters=opts.min_iters, warmup=opts.warmup, attempts=opts.attempts,
             remeasure=opts.remeasure, max_time_s=opts.max_time_s, timeout_s=opts.timeout_s,
             eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
-            io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop),
+            io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop,
+            retry_budget_s=opts.retry_budget_s, retry_spent_s=round(budget.spent_s, 1),
+            one_window_cells=budget.one_window, not_remeasured=budget.not_remeasured),
         cells=flag_cells(share_accuracy(cells)), comparisons=compared,
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
                "accuracy: the last eval batch is run as is (smaller), not padded",
@@ -101,10 +104,31 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     return results
 
 
+@dataclasses.dataclass
+class RetryBudget:
+    """What the sweep may still spend timing unstable cells again (``BenchOptions.retry_budget_s``)."""
+
+    limit_s: float
+    spent_s: float = 0.0
+    one_window: int = 0
+    not_remeasured: int = 0
+
+    @property
+    def left(self) -> bool:
+        return self.spent_s < self.limit_s
+
+    def charge_windows(self, cell: Cell) -> None:
+        """A cell's windows after its first, as their share of its wall time (the windows dominate it)."""
+        if cell.ok and cell.stability is not None and cell.stability.attempts > 1:
+            self.spent_s += cell.wall_s * (cell.stability.attempts - 1) / cell.stability.attempts
+
+
 def measure_cells(run_dir: Path, entries: list[grid.GridEntry], batches: list[int], opts: BenchOptions,
                   eval_tensors: Path | None, launch: Launcher, progress: Progress | None,
-                  total: int) -> list[Cell]:
-    """One cell per grid entry and batch, in order; a precheck's ``skipped`` cell spawns nothing."""
+                  total: int, budget: RetryBudget | None = None) -> list[Cell]:
+    """One cell per grid entry and batch, in order; a precheck's ``skipped`` cell spawns nothing. Once the
+    retry budget is spent, each cell gets one timed window."""
+    budget = budget if budget is not None else RetryBudget(opts.retry_budget_s)
     sizes: dict[str, SizeRecord] = {}
     cells: list[Cell] = []
     for entry in entries:
@@ -117,11 +141,14 @@ def measure_cells(run_dir: Path, entries: list[grid.GridEntry], batches: list[in
             else:
                 # Accuracy does not depend on the batch size: measure it once, at the largest.
                 evaluate = eval_tensors is not None and batch == max(batches)
+                attempts = opts.attempts if budget.left else 1
+                budget.one_window += attempts < opts.attempts
                 spec = CellSpec(run_dir.resolve(), rec.variant, rec.format, entry.runtime.name, batch,
                                 opts.threads, opts.min_time_s, opts.min_iters, opts.warmup,
                                 opts.max_time_s, Path(eval_tensors).resolve() if evaluate else None,
-                                imports=_plugin_modules(entry), attempts=opts.attempts)
+                                imports=_plugin_modules(entry), attempts=attempts)
                 cell = spawn_cell(spec, opts.timeout_s, launch, entry)
+                budget.charge_windows(cell)
             cell = dataclasses.replace(cell, size=size)
             cells.append(cell)
             if progress is not None:
@@ -137,19 +164,25 @@ def launch_note(preload: tuple[str, ...]) -> str:
 
 
 def remeasure_noisy(run_dir: Path, cells: list[Cell], entries: list[grid.GridEntry], batches: list[int],
-                    launch: Launcher, opts: BenchOptions) -> list[Cell]:
+                    launch: Launcher, opts: BenchOptions, budget: RetryBudget | None = None) -> list[Cell]:
     """Give every cell still unstable after its own timed windows one more fresh process, now,
     minutes after the first: a burst of load rarely lasts that long. The better of the two
-    (a stable one, else the faster) is kept, and it says how many windows it took in all."""
+    (a stable one, else the faster) is kept, and it says how many windows it took in all.
+    Once the retry budget is spent, the rest keep their noisy flag (and ``budget`` counts them)."""
+    budget = budget if budget is not None else RetryBudget(opts.retry_budget_s)
     out = list(cells)
     for i, cell in enumerate(cells):
         if not cell.ok or cell.stable:
+            continue
+        if not budget.left:
+            budget.not_remeasured += 1
             continue
         entry = entries[i // len(batches)]
         spec = CellSpec(run_dir.resolve(), cell.variant, cell.format, cell.runtime, cell.batch, opts.threads,
                         opts.min_time_s, opts.min_iters, opts.warmup, opts.max_time_s, None,
                         imports=_plugin_modules(entry), attempts=opts.attempts)
         again = spawn_cell(spec, opts.timeout_s, launch, entry)
+        budget.spent_s += again.wall_s
         if not again.ok or again.stability is None:
             continue
         keep = again if stability.better(again.stability, again.median, cell.stability, cell.median) else cell

@@ -114,7 +114,8 @@ def test_injected_noise_is_detected_and_re_measured(tiny_run_dir, monkeypatch):
     # passes p90/median <= 1.25 depends on the machine's own jitter (1.30 seen with no other process
     # busy): what must hold is that the kept window is not the disturbed one, whose p90/median is > 10.
     assert cell.status is Status.OK and cell.stability.attempts >= 2
-    assert cell.stable or cell.stability.spread < 3, cell.stability
+    measured_load = (cell.stability.other_cores or 0.0) > stability.MAX_OTHER_CORES  # a busy CI runner, said so
+    assert cell.stable or cell.stability.spread < 3 or measured_load, cell.stability
     assert cell.latency_ms.median < 10  # the kept window is a clean one (the disturbed median is over 10 ms)
     # Flagged only if even the clean windows were disturbed, by another process on a loaded machine.
     assert cell.flags == ([] if cell.stable else [stability.noisy_flag(cell.stability)]), cell.flags

@@ -176,6 +176,25 @@ def test_a_cell_still_noisy_gets_a_fresh_process_at_the_end(run_dir, fast_zstd, 
     assert res.settings.attempts == 1
 
 
+def test_a_spent_retry_budget_gives_one_window_and_no_remeasure(run_dir, fast_zstd, monkeypatch):
+    """Every cell disturbed, no retry budget: each is timed once, none again, and the settings count them."""
+    monkeypatch.setenv("SHRINKWRAP_TEST_CELL_NOISE", "=20")
+    res = bench(run_dir, opts(runtimes=("torchscript", "ort-cpu"), batches=(1,), attempts=3, min_iters=10,
+                              retry_budget_s=0.0))
+    timed = [c for c in res.cells if c.ok]
+    assert len(timed) == 2 and all(c.stability.attempts == 1 and not c.stable for c in timed), timed
+    s = res.settings
+    assert (s.retry_budget_s, s.one_window_cells, s.not_remeasured) == (0.0, 2, 2)
+    assert s.retry_spent_s == 0.0
+    assert all(c.flags == [stability.noisy_flag(c.stability)] for c in timed)
+    assert read_results(run_dir).settings == s  # recorded, typed
+
+
+def test_retry_budget_is_validated():
+    with pytest.raises(BadInputError, match="--retry-budget"):
+        BenchOptions(retry_budget_s=-1.0)
+
+
 @pytest.fixture
 def tiny_copy(tiny_run_dir, tmp_path) -> Path:
     dst = tmp_path / "tiny"
