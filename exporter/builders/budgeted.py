@@ -59,8 +59,11 @@ class AutoDecision:
     seconds: float
     steps: list[AutoStep] = field(default_factory=list)
     # The search measures magnitude-pruned candidates (seconds each); the chosen one is then built with
-    # the configured method (OBS reconstruction is the more accurate), so the budget holds or improves.
+    # the configured method (OBS reconstruction is usually the more accurate) and measured again: where that
+    # build misses the budget the measured magnitude candidate is built instead. ``built_*`` is the artifact's.
     search_method: str = "magnitude"
+    built_method: str = ""
+    built_top1: float | None = None
 
 
 def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: CompressionOptions,
@@ -114,12 +117,27 @@ def search(ctx: BuildContext, ev: EvalSet | None, max_drop: float, opts: Compres
         message = (f"BUDGET NOT MET: the best found drops {best.drop:.2f} points (budget {max_drop:.2f}) with "
                    f"{len(best.keep_float)} layers kept FP32 and no pruning; saved anyway as the best effort")
     say(f"auto: {message}")
-    decision = AutoDecision(max_drop, fp32_top1, chosen.keep_float, chosen.sparsity, chosen.top1, chosen.drop,
-                            chosen.within_budget, message, ranking, int(len(ev.images)), ev.source,
-                            time.perf_counter() - t0, steps)
-    built = build_int8(ctx, tuple(chosen.keep_float), True, dataclasses.replace(opts, sparsity=chosen.sparsity))
-    if opts.method.value != decision.search_method:
+    final_opts = dataclasses.replace(opts, sparsity=chosen.sparsity)
+    if opts.method.value != AutoDecision.search_method:
         say(f"auto: building the chosen candidate with --prune-method {opts.method.value}")
+    built = build_int8(ctx, tuple(chosen.keep_float), True, final_opts)
+    built_top1 = accuracy(model_logits(built.model, ev.images), ev.labels)[0]
+    method = opts.method
+    if chosen.within_budget and fp32_top1 - built_top1 > max_drop and method.value != AutoDecision.search_method:
+        # Never save an artifact the search did not see within budget: the measured candidate instead.
+        say(f"auto: the {method.value} build reads {built_top1:.2f}% (drop {fp32_top1 - built_top1:.2f} > "
+            f"{max_drop:.2f}); building the measured {AutoDecision.search_method} candidate instead")
+        method = type(opts.method)(AutoDecision.search_method)
+        built = build_int8(ctx, tuple(chosen.keep_float), True, dataclasses.replace(final_opts, method=method))
+        built_top1 = accuracy(model_logits(built.model, ev.images), ev.labels)[0]
+    met = chosen.within_budget and fp32_top1 - built_top1 <= max_drop
+    if chosen.within_budget and not met:
+        message = (f"BUDGET NOT MET by the built artifact: {built_top1:.2f}% (drop {fp32_top1 - built_top1:.2f} > "
+                   f"{max_drop:.2f}), though its search candidate read {chosen.top1:.2f}%")
+        say(f"auto: {message}")
+    decision = AutoDecision(max_drop, fp32_top1, chosen.keep_float, chosen.sparsity, chosen.top1, chosen.drop,
+                            met, message, ranking, int(len(ev.images)), ev.source,
+                            time.perf_counter() - t0, steps, built_method=method.value, built_top1=built_top1)
     built.decisions.update(to_jsonable(decision))
     return built
 
