@@ -28,14 +28,14 @@ from exporter.compress.unstructured import sparsity_shortfall
 from exporter.data import synthetic_images
 from exporter.evaluation import model_logits
 from exporter.errors import BadInputError
-from exporter.formats.base import get_writer
+from exporter.formats.base import WriteResult, get_writer, refusal
 from exporter.inputs import SYNTHETIC, Inputs, load_inputs
 from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
                               PreprocessOptions)
 from exporter.progress import SILENT, Reporter
 from exporter.variants import VariantSpec, check_request, default_variants, parse_variants
 from runtimes.manifest import (COMPARE_WITH, INPUT_NAME, MANIFEST_NAME, OUTPUT_NAME, SCHEMA_VERSION,
-                               ArtifactRecord, Format, InputSpec, Manifest, write_manifest)
+                               ArtifactRecord, Format, InputSpec, LaneReference, Manifest, write_manifest)
 from runtimes import openmp
 from runtimes.metrics import output_variation
 from runtimes.parity import DEGENERATE, DEGENERATE_VARIATION, degenerate_warning
@@ -58,8 +58,12 @@ class ExportOptions:
     evaluation: EvalOptions = EvalOptions()
     command: str = ""  # the command line, recorded in the manifest
     force: bool = False  # replace an earlier shrinkwrap run in ``out`` (never anything else)
+    # The formats to write (``--formats``); None: each variant's own (TorchScript + ONNX, a peer's ONNX).
+    formats: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.formats is not None:
+            object.__setattr__(self, "formats", parse_formats(self.formats))
         specs = parse_variants(self.variants)
         object.__setattr__(self, "variants", tuple(s.name for s in specs))
         check_request(self.model.model, specs, has_eval=self.evaluation.data is not None,
@@ -67,6 +71,28 @@ class ExportOptions:
 
     def specs(self) -> list[VariantSpec]:
         return parse_variants(self.variants)
+
+
+def parse_formats(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Validate ``--formats``: deployable format names with a registered writer."""
+    names = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    if not names:
+        raise BadInputError("--formats is empty; give e.g. torchscript,onnx,pt2")
+    for name in names:
+        if name == Format.EAGER:
+            raise BadInputError("--formats: eager is the reference every artifact is compared with, always written")
+        get_writer(name)  # raises, naming the registered formats
+    return names
+
+
+def formats_for(spec: VariantSpec, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The formats ``spec`` is written in: its own, or those of ``requested`` it can be (a peer row is another
+    tool's ONNX, so it is ONNX only; every other variant can be any format)."""
+    if requested is None:
+        return spec.formats
+    if spec.compare_with is not None:
+        return tuple(f for f in requested if f in spec.formats)
+    return requested
 
 
 def library_versions() -> dict[str, str]:
@@ -136,23 +162,34 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.resolve().parent))
     os.chmod(stage, default_mode(directory=True))
     try:
-        artifacts, references = [], []
+        artifacts, references, not_written = [], [], []
         for spec in opts.specs():
             reporter.say(f"{spec.name}: building ({spec.description})")
             built = with_shortfall(recipe.build(spec))
-            reporter.say(f"{spec.name}: writing {', '.join(spec.formats)} ({sparsity_said(built)})")
+            formats = formats_for(spec, opts.formats)
+            refused = {f: r for f in formats if (r := refusal(get_writer(f), built)) is not None}
+            for fmt, reason in refused.items():
+                not_written.append(f"{spec.name} has no {fmt} artifact: {reason}")
+                reporter.say(f"{spec.name}: no {fmt} ({reason})")
+            formats = tuple(f for f in formats if f not in refused)
+            if not formats:
+                continue
+            reporter.say(f"{spec.name}: writing {', '.join(formats)} ({sparsity_said(built)})")
             warnings = list(dict.fromkeys([*built.warnings, *degeneracy_warnings(spec, built, inputs)]))
             for w in warnings:
                 reporter.say(f"⚠ {w}")
-            refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings)
+            refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings, formats)
             references += refs
             artifacts += arts
+        if not artifacts:
+            raise BadInputError(f"no variant can be written in --formats {','.join(opts.formats or ())}: "
+                                + "; ".join(not_written))
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             model=inputs.loaded.arch, weights=inputs.loaded.weights, command=opts.command,
             versions=library_versions(), artifacts=artifacts, references=references,
-            notes=_notes(inputs))
+            notes=[*_notes(inputs), *not_written])
         write_manifest(stage, manifest)
         if replaced:
             reporter.say(f"--force: replacing the earlier run in {out}: {', '.join(replaced)}")
@@ -191,34 +228,44 @@ def degeneracy_warnings(spec: VariantSpec, built: BuiltVariant, inputs: Inputs) 
 
 
 def write_variant(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, command: str,
-                  stage: Path, warnings: list[str] = ()) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
-    """Write the variant's reference (when it is its own) and one file per format; their records."""
+                  stage: Path, warnings: list[str] = (), formats: tuple[str, ...] | None = None
+                  ) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
+    """Write the variant's reference (when it is its own) and one file per format (default: the variant's
+    own); their records."""
     example = synthetic_images(2, inputs.preprocess, seed=1)
     versions = library_versions()
 
     def written(fmt: str) -> ArtifactRecord:
         writer = get_writer(fmt)
         name = f"{spec.name}{writer.suffix}"
-        writer.write(built, example, stage / name)
-        return record(spec, built, inputs, fmt, name, stage, command, versions, list(warnings))
+        result = writer.write(built, example, stage / name) or WriteResult()
+        return record(spec, built, inputs, fmt, name, stage, command, versions, list(warnings), result)
 
     refs = [written(Format.EAGER)] if spec.compare_with is None else []
-    return refs, [written(fmt) for fmt in spec.formats]
+    return refs, [written(fmt) for fmt in (formats if formats is not None else spec.formats)]
 
 
 def record(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, fmt: str, name: str, stage: Path,
-           command: str, versions: dict[str, str], warnings: list[str] | None = None) -> ArtifactRecord:
+           command: str, versions: dict[str, str], warnings: list[str] | None = None,
+           result: WriteResult = WriteResult()) -> ArtifactRecord:
     path = stage / name
     decisions = dict(built.decisions)
     if spec.compare_with is not None:
         decisions[COMPARE_WITH] = spec.compare_with
+    lane_reference = None
+    if result.lane_reference is not None:
+        ref = stage / result.lane_reference
+        lane_reference = LaneReference(path=result.lane_reference, sha256=sha256_file(ref), bytes=ref.stat().st_size,
+                                       lane=(result.quantization or built.quant).lane or "")
     return ArtifactRecord(
         variant=spec.name, format=fmt, path=name, bytes=path.stat().st_size, sha256=sha256_file(path),
         precision=spec.precision, model=inputs.loaded.arch, num_classes=inputs.loaded.num_classes,
-        input=input_spec(inputs), sparsity=built.sparsity, quantization=built.quant, pruning=built.pruning,
+        input=input_spec(inputs), sparsity=built.sparsity, quantization=result.quantization or built.quant,
+        pruning=built.pruning,
         weights=inputs.loaded.weights, params=built.params, nonzero_params=built.nonzero_params,
         versions=versions, command=command, decisions=decisions, warnings=list(warnings or []),
-        macs=built.macs, channels=built.channels, finetune=built.finetune)
+        macs=built.macs, channels=built.channels, finetune=built.finetune, compile=result.compile,
+        lane_reference=lane_reference)
 
 
 def input_spec(inputs: Inputs) -> InputSpec:

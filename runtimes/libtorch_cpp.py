@@ -1,4 +1,5 @@
-"""``libtorch-cpp``: TorchScript artifacts run and timed by a small C++ program.
+"""``libtorch-cpp`` and ``aoti-cpp``: TorchScript artifacts and AOTInductor ``.pt2`` packages run and timed by a
+small C++ program (``torch::jit::load``; ``torch::inductor::AOTIModelPackageLoader``).
 
 ``runtimes/cpp/main.cpp`` is compiled on first use with g++ straight against the
 torch wheel's headers and libraries. Not with CMake: ``find_package(Torch)``
@@ -41,6 +42,7 @@ SOURCE = Path(__file__).parent / "cpp" / "main.cpp"
 COMPILER = "g++"
 NO_COMPILER = f"no C++ compiler: {COMPILER} is not on PATH (needed to build the libtorch-cpp runner)"
 ONLY_PT = "libtorch-cpp runs .pt (TorchScript) artifacts only"
+ONLY_PT2 = "aoti-cpp runs .pt2 (AOTInductor) packages only"
 
 
 def cache_root() -> Path:
@@ -124,6 +126,7 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes, Kernels):
     name = "libtorch-cpp"
     device = CPU
     formats = (Format.TORCHSCRIPT,)
+    format_reason = ONLY_PT
     reference_for: tuple[str, ...] = ()  # torchscript is the reference for .pt files
     framework = "pytorch"
 
@@ -131,11 +134,12 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes, Kernels):
         self.threads = check_threads(threads)
         self._model: Path | None = None
         self._runner: Path | None = None
+        self._call_batch: int | None = None
         self._last: dict = {}
 
     def supports(self, artifact: ArtifactRecord) -> Support:
         if artifact.format not in self.formats:
-            return Support.no(ONLY_PT)
+            return Support.no(self.format_reason)
         reason = unavailable_reason()
         return Support.no(reason) if reason else Support.yes()
 
@@ -144,6 +148,7 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes, Kernels):
         if not support.ok:
             raise RuntimeUnavailable(f"{self.name} cannot run {artifact.path}: {support.reason}")
         self._model = checked_path(run_dir, artifact)
+        self._call_batch = artifact.compile.batch if artifact.compile is not None else None
         self._runner = ensure_runner()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -175,6 +180,8 @@ class LibtorchCppRuntime(SelfTimed, BatchedEval, Describes, Kernels):
             if chunk:
                 cmd += ["--chunk", str(int(chunk))]
             cmd += ["--qengine", QUANT_ENGINE]
+            if self._call_batch:
+                cmd += ["--call-batch", str(int(self._call_batch))]
             if self.threads is not None:
                 cmd += ["--threads", str(self.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -227,3 +234,29 @@ def _parse_result(stdout: str) -> dict:
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise ShrinkwrapError(f"libtorch-cpp runner printed no valid result ({exc}): {stdout[-500:]!r}") from exc
     return result
+
+
+@register_runtime
+class AotiCppRuntime(LibtorchCppRuntime):
+    """An AOTInductor ``.pt2`` package in the same native C++ process (``AOTIModelPackageLoader``)."""
+
+    name = "aoti-cpp"
+    formats = (Format.PT2,)
+    format_reason = ONLY_PT2
+
+    def supports(self, artifact: ArtifactRecord) -> Support:
+        from runtimes.aoti import isa_problem
+
+        support = super().supports(artifact)
+        if support.ok and artifact.compile is not None:
+            problem = isa_problem(artifact.compile.isa)
+            if problem:
+                return Support.no(problem)
+        return support
+
+    def kernel_census(self, example: np.ndarray) -> KernelCensus:
+        from runtimes.aoti import census_of_package
+
+        if self._model is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        return census_of_package(self._model)

@@ -54,6 +54,7 @@ class Format:
     EAGER = "eager"  # the eager model's state_dict: the reference every artifact is compared with
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
+    PT2 = "pt2"  # an AOTInductor package (torch.export, compiled for this machine's CPU ISA)
 
 
 class Precision(str, enum.Enum):
@@ -246,6 +247,30 @@ class ChannelRecord:
     recovery: list[RecoveryStep] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CompileRecord:
+    """How an ahead-of-time compiled artifact (``.pt2``) was made. Unlike TorchScript and ONNX it holds machine
+    code for one CPU ISA, so the ISA it was compiled for is part of the artifact."""
+
+    compiler: str  # e.g. "aotinductor (torch 2.13.0)"
+    settings: dict[str, Any]  # the Inductor configs it was compiled with (freezing, ...)
+    isa: str  # the CPU ISA the package says it was compiled for, e.g. "AVX512 AVX512_VNNI"
+    seconds: float  # export + (quantization) + compile wall time
+    batch: int | None = None  # the batch size it was compiled for (None: any; a larger batch is that many calls)
+    lane: str | None = None  # INT8: the lane that quantized it, e.g. "pt2e-x86-inductor"
+
+
+@dataclass(frozen=True)
+class LaneReference:
+    """An artifact's own eager reference when its INT8 lane is not the variant's (a ``.pt2`` quantized by pt2e
+    is compared with its ``convert_pt2e`` program, not with the fbgemm eager model): a saved ExportedProgram."""
+
+    path: str  # relative to the manifest
+    sha256: str
+    bytes: int
+    lane: str
+
+
 # The manifest key (in ``ArtifactRecord.decisions``) naming the variant an artifact is compared with.
 COMPARE_WITH = "compare_with"
 
@@ -274,6 +299,8 @@ class ArtifactRecord:
     macs: int | None = None  # multiply-accumulates per image the dense kernels execute (None in older manifests)
     channels: ChannelRecord | None = None  # slim variants: what channel pruning removed
     finetune: FinetuneRecord | None = None  # recovery by distillation, when it ran
+    compile: CompileRecord | None = None  # ahead-of-time compiled formats (.pt2)
+    lane_reference: LaneReference | None = None  # its own eager reference, when not the variant's (pt2e INT8)
 
     @property
     def reference_variant(self) -> str:
@@ -359,13 +386,16 @@ def verify_run_dir(run_dir: Path) -> list[VerifyProblem]:
     manifest = read_manifest(run_dir)
     problems: list[VerifyProblem] = []
     named = set()
-    for rec in [*manifest.artifacts, *manifest.references]:
-        named.add(rec.path)
-        p = run_dir / rec.path
+    files = [(r.path, r.bytes, r.sha256) for r in [*manifest.artifacts, *manifest.references]]
+    files += [(r.lane_reference.path, r.lane_reference.bytes, r.lane_reference.sha256)
+              for r in manifest.artifacts if r.lane_reference is not None]
+    for path, size, digest in files:
+        named.add(path)
+        p = run_dir / path
         if not p.is_file():
-            problems.append(VerifyProblem(rec.path, "missing"))
-        elif p.stat().st_size != rec.bytes or sha256_file(p) != rec.sha256:
-            problems.append(VerifyProblem(rec.path, "modified"))
+            problems.append(VerifyProblem(path, "missing"))
+        elif p.stat().st_size != size or sha256_file(p) != digest:
+            problems.append(VerifyProblem(path, "modified"))
     for p in sorted(run_dir.iterdir()):
         if p.name in named or RUN_FILES.is_own(p.name, p.is_dir()):
             continue

@@ -61,10 +61,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from runtimes import metrics, registry
-from runtimes.errors import BadInputError, RuntimeUnavailable
+from runtimes.errors import ArtifactError, BadInputError, RuntimeUnavailable
 from runtimes.manifest import QUANTIZED, RUN_FILES, ArtifactRecord, Format, InputSpec, Precision, require_verified
 from runtimes.protocol import ComputePrecision, FullPrecision
-from runtimes.records import read_record, write_json
+from runtimes.records import read_record, sha256_file, write_json
 
 PARITY_NAME = RUN_FILES.parity
 # Outputs varying less than this (relative, metrics.output_variation) do not depend on the input.
@@ -292,6 +292,28 @@ def _check_inputs(inputs: np.ndarray, spec: InputSpec, input_source: str) -> np.
     return arr
 
 
+def reference_key(art: ArtifactRecord) -> str:
+    """What the artifact's eager reference is, as a cache key: its lane's own program (a pt2e ``.pt2``), or
+    the eager model of its reference variant."""
+    return art.lane_reference.path if art.lane_reference is not None else art.reference_variant
+
+
+def _reference_outputs(run_dir: Path, manifest, art: ArtifactRecord, x: np.ndarray,
+                       threads: int | None) -> np.ndarray:
+    if art.lane_reference is not None:
+        from runtimes.aoti import run_exported_program
+
+        path = Path(run_dir) / art.lane_reference.path
+        if sha256_file(path) != art.lane_reference.sha256:
+            raise ArtifactError(f"{path} was modified since the manifest was written")
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        return run_exported_program(path, x)
+    return _outputs(run_dir, manifest.reference_for(art.reference_variant), x, threads)[1]
+
+
 def _outputs(run_dir: Path, rec: ArtifactRecord, inputs: np.ndarray, threads: int | None) -> tuple[str, np.ndarray]:
     """(runtime name, outputs) of ``rec`` in the reference runtime of its format."""
     spec = registry.reference_runtime(rec.format)
@@ -349,10 +371,10 @@ def check_parity(run_dir: Path, inputs: np.ndarray, input_source: str,
     results: list[ParityResult] = []
     for art in artifacts:
         x = _check_inputs(inputs, art.input, input_source)
-        ref_name = art.reference_variant
-        peer = ref_name != art.variant
-        if ref_name not in cache:
-            cache[ref_name] = _outputs(run_dir, manifest.reference_for(ref_name), x, threads)[1]
+        peer = art.reference_variant != art.variant
+        key = reference_key(art)
+        if key not in cache:
+            cache[key] = _reference_outputs(run_dir, manifest, art, x, threads)
         if art.format == Format.EAGER:
             raise BadInputError(f"{art.path}: an eager reference is not a deployable artifact")
         not_here: list[str] = []
@@ -394,12 +416,16 @@ def _judge(run_dir: Path, manifest, art: ArtifactRecord, rt_name: str, tol: Tole
     ref_name = art.reference_variant
     peer = ref_name != art.variant
     notes: list[str] = []
+    if art.lane_reference is not None:
+        ref_name = f"{ref_name} ({art.lane_reference.lane})"
+        notes.append(f"compared with its own lane's eager model ({art.lane_reference.path}, "
+                     f"{art.lane_reference.lane}), not with the variant's fbgemm one")
     if row in NARROW_FLOATS.values() and row != art.precision.value:
         notes.append(f"{rt_name} computed this {art.precision.value.upper()} artifact in {computed_in} "
                      f"(its default on this CPU): judged by the {row} row")
     if not art.weights.trained:
         notes.append("top-1 agreement not checked: untrained weights give near-tied logits")
-    m, bad = compare(cache[ref_name], out, tol, check_top1=art.weights.trained)
+    m, bad = compare(cache[reference_key(art)], out, tol, check_top1=art.weights.trained)
     noise = _noise_rule(run_dir, manifest, art, tol, x, out, cache, threads) if not peer else None
     by_noise = False
     if noise is not None and bad:
@@ -468,7 +494,7 @@ def _noise_rule(run_dir: Path, manifest, art: ArtifactRecord, tol: Tolerance, x:
     for rec in (*floats, manifest.reference_for(art.reference_variant)):
         if rec.variant not in cache:
             cache[rec.variant] = _outputs(run_dir, rec, x, threads)[1]
-    eager = cache[art.reference_variant]
+    eager = cache[reference_key(art)]
     source = max(floats, key=lambda r: metrics.sqnr_db(cache[r.variant], eager))
     ref = cache[source.variant]
     return metrics.sqnr_db(ref, out), metrics.sqnr_db(ref, eager)

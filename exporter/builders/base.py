@@ -44,6 +44,16 @@ class BuilderParams:
         return False
 
 
+@dataclass(frozen=True)
+class Pt2eSource:
+    """What the pt2e INT8 lane (:mod:`exporter.compress.pt2e`) quantizes for an INT8 variant's ``.pt2``: the
+    recipe's float model (dense, pruned or slim) and the layers kept FP32; the calibration images are the run's."""
+
+    float_model: nn.Module
+    calib_images: torch.Tensor
+    keep_float: tuple[str, ...] = ()
+
+
 @dataclass
 class BuiltVariant:
     model: nn.Module  # final eager module (float32 interface): the reference, TorchScript and ONNX source
@@ -62,6 +72,10 @@ class BuiltVariant:
     macs: int | None = None  # per image, as the dense kernels run it (the recipe fills in the dense model's)
     channels: ChannelRecord | None = None  # slim variants
     finetune: FinetuneRecord | None = None  # recovery by distillation, when it ran
+    # INT8 variants: the pt2e lane's input, or why this variant has none (a peer's model, pruning inside the
+    # INT8 grid, QAT). Float variants need neither: their ``model`` is exported as it is.
+    pt2e: Pt2eSource | None = None
+    pt2e_refusal: str | None = None
 
 
 class BuildContext(Protocol):

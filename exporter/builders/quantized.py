@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
+from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, Pt2eSource, register_builder
 from exporter.builders.floating import finish
 from exporter.compress import quantize
 from exporter.options import CompressionOptions
@@ -43,8 +43,23 @@ def build_int8(ctx: BuildContext, keep: tuple[str, ...], prune_it: bool, opts: C
         warnings = ctx.prune(model, opts, "int8")
     # Last, so that it also takes out the mean shift pruning left; towards the dense float model.
     bias = ctx.correct_bias(model, ctx.calibrated(False, opts))
+    pruned_in_grid = prune_it and not prune_first and opts.sparsity > 0
+    source, refusal = pt2e_source(ctx, ctx.pruned_float(opts) if prune_first else ctx.loaded.model, keep,
+                                  pruned_in_grid, qat is not None)
     return finish(model, ctx.quant_record(keep, model, bias, qat, ctx.equalization_of(calibrated)), ctx.prune_record(prune_it, opts, opts.order.value),
-                  warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None)
+                  warnings=warnings, finetune=ctx.pruned_float_finetune(opts) if prune_first else None,
+                  pt2e=source, pt2e_refusal=refusal)
+
+
+def pt2e_source(ctx: BuildContext, float_model: nn.Module, keep: tuple[str, ...], pruned_in_grid: bool = False,
+                qat: bool = False) -> tuple[Pt2eSource | None, str | None]:
+    """The pt2e lane's input for an INT8 variant built from ``float_model``, or why it has none."""
+    if pruned_in_grid:
+        return None, ("it is pruned inside the INT8 grid (quantize-then-prune), which stays with the fbgemm "
+                      "lanes; --order prune-then-quantize gives it a .pt2")
+    if qat:
+        return None, "its quantization-aware training is not ported to the pt2e lane"
+    return Pt2eSource(float_model, ctx.calib_images, keep), None
 
 
 @register_builder

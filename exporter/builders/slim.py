@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from exporter.builders.base import BuildContext, BuilderParams, BuiltVariant, register_builder
 from exporter.builders.floating import finish
+from exporter.builders.quantized import pt2e_source
 from exporter.compress import quantize
 from exporter.options import CompressionOptions
 from runtimes.manifest import PruneRecord, QuantRecord
@@ -24,18 +25,20 @@ class SlimParams(BuilderParams):
 
 def _built(ctx: BuildContext, opts: CompressionOptions, quantized: bool) -> BuiltVariant:
     slim = ctx.slimmed(opts)
+    source, refusal = None, None
     if quantized:
         calibrated = ctx.calibrated_model(slim.model)
         prepared, qat = ctx.quantization_aware(calibrated, opts)
         model = quantize.convert(prepared)
         quant = ctx.quant_record((), model, ctx.correct_bias(model, calibrated), qat, ctx.equalization_of(calibrated))
+        source, refusal = pt2e_source(ctx, slim.model, (), qat=qat is not None)
     else:
         model = copy.deepcopy(slim.model)
         quant = QuantRecord(backend=None, scheme=None)
     # No unstructured pruning: the weights are dense, the channels fewer (``channels`` says how many).
     pruning = PruneRecord(method=None, scope=None, order=None, requested=0.0)
     return finish(model, quant, pruning, macs=slim.record.macs_after,
-                  channels=slim.record, finetune=slim.finetune)
+                  channels=slim.record, finetune=slim.finetune, pt2e=source, pt2e_refusal=refusal)
 
 
 @register_builder

@@ -31,6 +31,10 @@ Weights = Annotated[str, typer.Option(help="imagenet (torchvision's ImageNet wei
                                            "or a path to a state_dict / checkpoint (loaded weights_only)")]
 VariantsOpt = Annotated[str, typer.Option("--variants", help="comma-separated variant names "
                                                             "(see `shrinkwrap variants`)")]
+FormatsOpt = Annotated[Optional[str], typer.Option(
+    "--formats", help="comma-separated artifact formats to write (torchscript, onnx, pt2); default: each "
+    "variant's own, TorchScript + ONNX. pt2 is an AOTInductor package compiled for this CPU (INT8 through the pt2e "
+    "lane), about 20-60 s of compile per artifact")]
 Sparsity = Annotated[float, typer.Option(help="fraction of prunable weights set to zero, 0 <= S < 1")]
 Scope = Annotated[PruneScope, typer.Option("--prune-scope", help="one threshold for all layers, or per layer")]
 Order = Annotated[PruneOrder, typer.Option(help="prune the INT8 weights after quantizing, or the float "
@@ -173,7 +177,7 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                    bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
                    target: str = CalibrationOptions.target,
                    bias_correction: BiasCorrection = CalibrationOptions.bias_correction,
-                   equalize: bool = CalibrationOptions.equalize) -> ExportOptions:
+                   equalize: bool = CalibrationOptions.equalize, formats: str | None = None) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
@@ -183,7 +187,8 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
         calibration=CalibrationOptions(calib_data, calib_images, calib_method, target=target,
                                        bias_correction=bias_correction, equalize=equalize),
         preprocess=preprocess_options(resize, input_size, mean, std),
-        evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force)
+        evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force,
+        formats=tuple(formats.split(",")) if formats is not None else None)
 
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,

@@ -8,7 +8,7 @@ from exporter.report.recommend import terminal_lines
 from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
-                                  Out, ParityImages, Resize, Runtimes, Scope, Sparsity, Std, Threads, Timeout,
+                                  Out, ParityImages, Resize, Runtimes, Scope, Sparsity, FormatsOpt, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions,
@@ -22,6 +22,7 @@ def run(
     out: Out = ExportOptions.out,
     model: Model = ModelOptions.model,
     weights: Weights = ModelOptions.weights,
+    formats: FormatsOpt = None,
     variants_csv: VariantsOpt = RUN_VARIANTS,
     sparsity: Sparsity = CompressionOptions.sparsity,
     prune_scope: Scope = CompressionOptions.scope,
@@ -72,7 +73,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed, qat_epochs), target, bias_correction, equalize),
+                                               seed, qat_epochs), target, bias_correction, equalize, formats),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

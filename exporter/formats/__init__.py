@@ -4,4 +4,4 @@ Importing this package registers the built-in writers; a new format is one modul
 with a ``@register_format`` class, plus its import here (and a runtime that runs it).
 """
 
-from exporter.formats import eager, onnx, torchscript  # noqa: F401
+from exporter.formats import eager, onnx, pt2, torchscript  # noqa: F401

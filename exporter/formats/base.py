@@ -7,6 +7,7 @@ and what runtimes declare they run. This module imports no writer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -14,6 +15,16 @@ import torch
 
 from exporter.builders.base import BuiltVariant
 from runtimes.errors import BadInputError
+from runtimes.manifest import CompileRecord, QuantRecord
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a writer adds to the artifact's record beyond the variant's (None: nothing)."""
+
+    compile: CompileRecord | None = None  # ahead-of-time compiled formats
+    quantization: QuantRecord | None = None  # the file was quantized by another lane than the variant's model
+    lane_reference: str | None = None  # a file written next to it: its own eager reference (that lane's)
 
 
 class FormatWriter(Protocol):
@@ -21,7 +32,15 @@ class FormatWriter(Protocol):
     suffix: ClassVar[str]  # the file is "<variant><suffix>"
     description: ClassVar[str]
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> None: ...
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> WriteResult | None: ...
+
+    # Optional: ``refusal(built) -> str | None``, why a built variant cannot be written in this format.
+
+
+def refusal(writer: FormatWriter, built: BuiltVariant) -> str | None:
+    """Why ``writer`` cannot write ``built`` (None: it can)."""
+    check = getattr(writer, "refusal", None)
+    return check(built) if check is not None else None
 
 
 _WRITERS: dict[str, FormatWriter] = {}

@@ -1,9 +1,13 @@
-// libtorch-cpp runner: loads a TorchScript artifact and times it from C++.
+// libtorch-cpp runner: loads a TorchScript artifact (.pt, torch::jit::load) or an AOTInductor package
+// (.pt2, torch::inductor::AOTIModelPackageLoader) and times it from C++.
 //
 // Usage:
-//   runner MODEL.pt --input x.bin --shape 8,3,224,224 [--output y.bin]
+//   runner MODEL.pt|MODEL.pt2 --input x.bin --shape 8,3,224,224 [--output y.bin]
 //          [--threads N] [--warmup 3] [--min-iters 10] [--min-time-ms 0]
-//          [--max-iters 100000] [--chunk N] [--qengine x86|fbgemm]
+//          [--max-iters 100000] [--chunk N] [--qengine x86|fbgemm] [--call-batch N]
+//
+// --call-batch N: the model takes exactly N rows per call (a .pt2 compiled for a fixed batch); a larger
+// input is run as that many calls, the last one padded with its final row, and the padding dropped.
 //
 // The input file is raw little-endian float32 in NCHW order. After warm-up it
 // runs timed iterations until both --min-iters and --min-time-ms are met (or
@@ -16,6 +20,7 @@
 
 #include <torch/script.h>
 #include <torch/version.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
@@ -23,6 +28,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -42,6 +49,7 @@ struct Args {
   double min_time_ms = 0.0;
   int64_t chunk = 0;
   std::string qengine = "x86";  // >0: evaluation mode, one pass over the input in slices of this many rows
+  int64_t call_batch = 0;  // >0: rows per model call (see --call-batch)
 };
 
 struct UsageError : std::runtime_error {
@@ -82,6 +90,7 @@ Args parse_args(int argc, char** argv) {
       else if (key == "--min-time-ms") a.min_time_ms = std::stod(value());
       else if (key == "--chunk") a.chunk = std::stol(value());
       else if (key == "--qengine") a.qengine = value();
+      else if (key == "--call-batch") a.call_batch = std::stol(value());
       else if (!key.empty() && key[0] == '-') throw UsageError("unknown option " + key);
       else if (a.model.empty()) a.model = key;
       else throw UsageError("unexpected argument " + key);
@@ -91,8 +100,9 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.model.empty() || a.input.empty() || a.shape.empty())
     throw UsageError("need MODEL.pt, --input and --shape");
-  if (a.min_iters < 1 || a.max_iters < a.min_iters || a.warmup < 0 || a.threads < 0)
-    throw UsageError("need --min-iters >= 1, --max-iters >= --min-iters, --warmup >= 0, --threads >= 0");
+  if (a.min_iters < 1 || a.max_iters < a.min_iters || a.warmup < 0 || a.threads < 0 || a.call_batch < 0)
+    throw UsageError("need --min-iters >= 1, --max-iters >= --min-iters, --warmup >= 0, --threads >= 0, "
+                     "--call-batch >= 0");
   return a;
 }
 
@@ -119,11 +129,51 @@ void write_output(const std::string& path, const torch::Tensor& out) {
   if (!f) throw std::runtime_error("short write to " + path);
 }
 
-torch::Tensor forward(torch::jit::script::Module& module, const torch::Tensor& x) {
-  torch::IValue result = module.forward({x});
-  if (!result.isTensor()) throw std::runtime_error("model output is not a single tensor");
-  return result.toTensor();
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+// One loaded artifact of either format, called on a batch.
+class Model {
+ public:
+  Model(const std::string& path, int64_t call_batch) : call_batch_(call_batch) {
+    if (ends_with(path, ".pt2")) {
+      package_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path);
+    } else {
+      script_ = torch::jit::load(path, torch::kCPU);
+      script_->eval();
+    }
+  }
+
+  torch::Tensor operator()(const torch::Tensor& x) {
+    const int64_t n = x.size(0);
+    if (call_batch_ == 0 || n == call_batch_) return call(x);
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < n; i += call_batch_) {
+      torch::Tensor chunk = x.slice(0, i, std::min<int64_t>(i + call_batch_, n));
+      const int64_t pad = call_batch_ - chunk.size(0);
+      if (pad > 0) chunk = torch::cat({chunk, chunk.slice(0, -1).expand({pad, x.size(1), x.size(2), x.size(3)})}, 0);
+      parts.push_back(call(chunk.contiguous()));
+    }
+    return torch::cat(parts, 0).slice(0, 0, n);
+  }
+
+ private:
+  torch::Tensor call(const torch::Tensor& x) {
+    if (package_) {
+      std::vector<at::Tensor> out = package_->run({x});
+      if (out.size() != 1) throw std::runtime_error("package output is not a single tensor");
+      return out[0];
+    }
+    torch::IValue result = script_->forward({x});
+    if (!result.isTensor()) throw std::runtime_error("model output is not a single tensor");
+    return result.toTensor();
+  }
+
+  int64_t call_batch_;
+  std::optional<torch::jit::script::Module> script_;
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package_;
+};
 
 int run(const Args& a) {
   // Quantized weights are repacked for the engine active when the module loads: set it first.
@@ -133,8 +183,7 @@ int run(const Args& a) {
   if (a.threads > 0) at::set_num_threads(a.threads);
   c10::InferenceMode guard;
 
-  torch::jit::script::Module module = torch::jit::load(a.model, torch::kCPU);
-  module.eval();
+  Model module(a.model, a.call_batch);
   const torch::Tensor x = read_input(a.input, a.shape);
 
   torch::Tensor out;
@@ -146,17 +195,17 @@ int run(const Args& a) {
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < x.size(0); i += a.chunk) {
       const auto t0 = clock::now();
-      parts.push_back(forward(module, x.slice(0, i, std::min<int64_t>(i + a.chunk, x.size(0)))));
+      parts.push_back(module(x.slice(0, i, std::min<int64_t>(i + a.chunk, x.size(0)))));
       times_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
     }
     out = torch::cat(parts, 0);
   }
-  for (int i = 0; a.chunk == 0 && i < a.warmup; ++i) out = forward(module, x);
+  for (int i = 0; a.chunk == 0 && i < a.warmup; ++i) out = module(x);
 
   while (a.chunk == 0 && static_cast<long>(times_ms.size()) < a.max_iters &&
          (static_cast<long>(times_ms.size()) < a.min_iters || total_ms < a.min_time_ms)) {
     const auto t0 = clock::now();
-    out = forward(module, x);
+    out = module(x);
     const auto t1 = clock::now();
     const double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     times_ms.push_back(ms);
