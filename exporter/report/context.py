@@ -15,6 +15,7 @@ from typing import Sequence
 from exporter.analysis.records import SensitivityReport, SweepReport, read_sensitivity, read_sweep
 from exporter.variants import Role, all_variants
 from runtimes import registry
+from runtimes.bench.grid import not_applicable
 from runtimes.bench.results import Cell, Results, read_results
 from runtimes.manifest import MANIFEST_NAME, RUN_FILES, Format, Manifest, read_manifest
 from runtimes.parity import ParityReport, read_parity
@@ -98,9 +99,11 @@ def devices(cells: Sequence[Cell]) -> list[str]:
 
 
 def runtime_order(cells: Sequence[Cell]) -> list[str]:
-    """Runtimes in registry order, then any other runtime the cells name."""
+    """Runtimes in registry order, then any other runtime the cells name; a runtime whose every cell only says
+    that it runs another format (the run has no artifact of its format: ``aoti`` without ``--formats pt2``) has
+    no column."""
     return [r for r in dict.fromkeys([*registry.runtime_names(), *(c.runtime for c in cells)])
-            if any(c.runtime == r for c in cells)]
+            if any(c.runtime == r and not not_applicable(c) for c in cells)]
 
 
 def format_order(cells: Sequence[Cell]) -> list[str]:
