@@ -86,12 +86,12 @@ _INTEGER = ("qconv", "qlinear", "_q_", "int8")
 _CONVERSION = ("quantize",)
 
 
-def census_of_package(path: Path) -> KernelCensus:
-    """What the compiled wrapper calls, counted per kernel (see the module doc)."""
+def census_of_package(path: Path, runtime: str) -> KernelCensus:
+    """What the compiled wrapper calls, counted per kernel (see the module doc); ``runtime`` names the reader."""
     with zipfile.ZipFile(path) as z:
         sources = [z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith("wrapper.cpp")]
     calls = Counter(m for s in sources for m in _CALL.findall(s) if not m.startswith("aoti_torch_cpu_empty"))
-    census = KernelCensus(source="AOTInductor generated wrapper (the package's wrapper.cpp)")
+    census = KernelCensus(source=f"{runtime}: the AOTInductor package's generated wrapper.cpp")
     for name, n in calls.items():
         if any(k in name for k in _INTEGER) and not name.startswith("cpp_fused"):
             census.integer_kernels[name] = n
@@ -136,7 +136,7 @@ class Aoti(TorchRuntime):
     def kernel_census(self, example: np.ndarray) -> KernelCensus:
         if self._path is None:
             raise RuntimeError(f"{self.name}: call load() first")
-        return census_of_package(self._path)
+        return census_of_package(self._path, self.name)
 
     def load(self, run_dir: Path, artifact: ArtifactRecord) -> None:
         self._path = Path(run_dir) / artifact.path

@@ -1,5 +1,5 @@
-"""``libtorch-cpp`` and ``aoti-cpp``: TorchScript artifacts and AOTInductor ``.pt2`` packages run and timed by a
-small C++ program (``torch::jit::load``; ``torch::inductor::AOTIModelPackageLoader``).
+"""``libtorch-cpp``: TorchScript artifacts run and timed by a small C++ program (``torch::jit::load``; the same
+program runs AOTInductor packages for :mod:`runtimes.aoti_cpp`).
 
 ``runtimes/cpp/main.cpp`` is compiled on first use with g++ straight against the
 torch wheel's headers and libraries. Not with CMake: ``find_package(Torch)``
@@ -42,7 +42,6 @@ SOURCE = Path(__file__).parent / "cpp" / "main.cpp"
 COMPILER = "g++"
 NO_COMPILER = f"no C++ compiler: {COMPILER} is not on PATH (needed to build the libtorch-cpp runner)"
 ONLY_PT = "libtorch-cpp runs .pt (TorchScript) artifacts only"
-ONLY_PT2 = "aoti-cpp runs .pt2 (AOTInductor) packages only"
 
 
 def cache_root() -> Path:
@@ -235,28 +234,3 @@ def _parse_result(stdout: str) -> dict:
         raise ShrinkwrapError(f"libtorch-cpp runner printed no valid result ({exc}): {stdout[-500:]!r}") from exc
     return result
 
-
-@register_runtime
-class AotiCppRuntime(LibtorchCppRuntime):
-    """An AOTInductor ``.pt2`` package in the same native C++ process (``AOTIModelPackageLoader``)."""
-
-    name = "aoti-cpp"
-    formats = (Format.PT2,)
-    format_reason = ONLY_PT2
-
-    def supports(self, artifact: ArtifactRecord) -> Support:
-        from runtimes.aoti import isa_problem
-
-        support = super().supports(artifact)
-        if support.ok and artifact.compile is not None:
-            problem = isa_problem(artifact.compile.isa)
-            if problem:
-                return Support.no(problem)
-        return support
-
-    def kernel_census(self, example: np.ndarray) -> KernelCensus:
-        from runtimes.aoti import census_of_package
-
-        if self._model is None:
-            raise RuntimeError(f"{self.name}: call load() first")
-        return census_of_package(self._model)

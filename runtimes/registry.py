@@ -15,7 +15,7 @@ from runtimes.manifest import Format
 from runtimes.protocol import Runtime, RuntimeSpec, registered_specs
 
 BUILTIN_MODULES = ("runtimes.eager", "runtimes.torchscript", "runtimes.libtorch_cpp", "runtimes.ort",
-                   "runtimes.openvino", "runtimes.aoti")
+                   "runtimes.openvino", "runtimes.aoti", "runtimes.aoti_cpp")
 
 for _module in BUILTIN_MODULES:
     importlib.import_module(_module)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtimes import kernels, registry
-from runtimes.manifest import read_manifest
+from runtimes.manifest import Format, read_manifest
 from runtimes.protocol import CPU, Kernels
 
 
@@ -40,14 +40,36 @@ def test_torch_operators_are_integer_when_their_input_is_quantized():
 
 
 KERNEL_RUNTIMES = [s for s in registry.specs() if s.device == CPU and "Kernels" in s.capabilities]
+# The tiny run holds TorchScript, ONNX and eager files; the .pt2 runtimes' census is tested on compiled
+# packages in tests/exporter/formats/test_pt2.py.
+TINY_RUN_RUNTIMES = [s for s in KERNEL_RUNTIMES if set(s.formats) & {Format.EAGER, Format.TORCHSCRIPT, Format.ONNX}]
 
 
 def test_every_cpu_runtime_declares_kernels():
-    assert sorted(s.name for s in KERNEL_RUNTIMES) == ["eager", "libtorch-cpp", "openvino", "ort-cpu",
-                                                       "torchscript"]
+    assert sorted(s.name for s in KERNEL_RUNTIMES) == ["aoti", "aoti-cpp", "eager", "libtorch-cpp", "openvino",
+                                                       "ort-cpu", "torchscript"]
 
 
-@pytest.mark.parametrize("spec", KERNEL_RUNTIMES, ids=lambda s: s.name)
+def test_the_pt2_census_reads_the_generated_wrapper(tmp_path):
+    import zipfile
+
+    from runtimes.aoti import census_of_package
+
+    wrapper = ("aoti_torch_cpu__qconv_pointwise_tensor(a); aoti_torch_cpu__qconv_pointwise_tensor(b);\n"
+               "cpp_fused_quantize_per_tensor_0(x); cpp_fused_dequantize_per_tensor_mean_quantize_per_tensor_1(y);\n"
+               "aoti_torch_cpu__qlinear_pointwise_tensor(z); cpp_fused_add_relu_2(w); aoti_torch_cpu_empty_strided(e);")
+    with zipfile.ZipFile(tmp_path / "m.pt2", "w") as z:
+        z.writestr("m/data/aotinductor/model/abc.wrapper.cpp", wrapper)
+    census = census_of_package(tmp_path / "m.pt2", "aoti")
+    assert census.integer_kernels == {"aoti_torch_cpu__qconv_pointwise_tensor": 2,
+                                      "aoti_torch_cpu__qlinear_pointwise_tensor": 1}
+    assert census.conversions == {"cpp_fused_quantize_per_tensor": 1,
+                                  "cpp_fused_dequantize_per_tensor_mean_quantize_per_tensor": 1}
+    assert census.float_kernels == {"cpp_fused_add_relu": 1}
+    assert census.source.startswith("aoti")
+
+
+@pytest.mark.parametrize("spec", TINY_RUN_RUNTIMES, ids=lambda s: s.name)
 def test_runtime_counts_what_it_ran_for_int8_and_mixed(spec, tiny_run_dir, tiny_inputs):
     manifest = read_manifest(tiny_run_dir)
     counts = {}

@@ -17,9 +17,9 @@ from runtimes.protocol import register_runtime, unregister_runtime
 
 def test_derived_tables():
     assert registry.devices() == ["cpu", "cuda"]
-    assert registry.formats() == [Format.EAGER, Format.TORCHSCRIPT, Format.ONNX]
+    assert registry.formats() == [Format.EAGER, Format.TORCHSCRIPT, Format.ONNX, Format.PT2]
     assert {f: registry.reference_runtime(f).name for f in registry.formats()} == {
-        "eager": "eager", "torchscript": "torchscript", "onnx": "ort-cpu"}
+        "eager": "eager", "torchscript": "torchscript", "onnx": "ort-cpu", "pt2": "aoti"}
     assert [s.name for s in registry.specs() if registry.runs_references(s)] == ["eager", "eager-cuda"]
     with pytest.raises(BadInputError, match="no registered runtime is the reference for format 'tflite'"):
         registry.reference_runtime("tflite")

@@ -39,7 +39,7 @@ def references(tiny_run_dir, tiny_inputs):
 
 def test_all_runtimes_registered():
     assert runtime_names() == ["eager", "eager-cuda", "torchscript", "torchscript-cuda", "libtorch-cpp",
-                               "ort-cpu", "ort-cuda", "openvino"]
+                               "ort-cpu", "ort-cuda", "openvino", "aoti", "aoti-cpp"]
     for spec in SPECS:
         rt = get_runtime(spec.name, 2)
         assert isinstance(rt, Runtime) and rt.name == spec.name
