@@ -6,7 +6,7 @@ manifest records that ISA (``compile.isa``), the Inductor settings and the compi
 
 - Float variants (FP32, FP16, pruned, slim) are exported as they are built.
 - INT8 variants go through the pt2e lane (:mod:`exporter.compress.pt2e`) from the recipe's float model; the
-  converted program is also saved as the artifact's own eager reference (``<variant>.pt2e.ep``, an
+  converted program is also saved as the artifact's own eager reference (``<variant>.pt2e-program.pt2``, an
   ExportedProgram), which parity compares the package with. A variant without a pt2e source (a peer's ONNX,
   pruning inside the INT8 grid, QAT) has no ``.pt2``: :meth:`Pt2Writer.refusal` says why.
 
@@ -41,7 +41,7 @@ INDUCTOR_CONFIGS = {"freezing": True}
 # for batch 1 (TorchScript 6.4 ms; 2-core AMD EPYC, torch 2.13.0). The aoti runtimes run a larger batch as
 # that many calls (runtimes.aoti), which is what deploying this package at that batch costs.
 COMPILE_BATCH = 1
-LANE_REFERENCE_SUFFIX = ".pt2e.ep"
+LANE_REFERENCE_SUFFIX = ".pt2e-program.pt2"  # torch.export.load wants a name ending in .pt2
 
 
 def compile_package(program: torch.export.ExportedProgram, path: Path) -> None:
@@ -72,20 +72,10 @@ def _compiler() -> str:
     return f"aotinductor (torch {torch.__version__})"
 
 
-class _FloatInterface(nn.Module):
-    """A float variant whose weights are FP16 still takes and returns float32, as the other formats do."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x).float()
-
-
 def write_float(model: nn.Module, example: torch.Tensor, path: Path, batch: int | None) -> CompileRecord:
     t0 = time.perf_counter()
-    compile_package(pt2e.capture(_FloatInterface(model.eval()), example, batch=batch), path)
+    # FP16 is already a float32-interface module (runtimes.modules.Float32IO), as for TorchScript.
+    compile_package(pt2e.capture(model, example, batch=batch), path)
     return _record(path, batch, time.perf_counter() - t0)
 
 
