@@ -83,20 +83,29 @@ def isa_problem(isa: str, machine: str | None = None) -> str | None:
 
 _CALL = re.compile(r"\b(aoti_torch_cpu_\w+|aoti_torch_\w*(?:qconv|qlinear|mkldnn)\w*|cpp_fused_\w+?)_?\d*\(")
 _INTEGER = ("qconv", "qlinear", "_q_", "int8")
-_CONVERSION = ("quantize",)
+# What an Inductor loop's name lists besides compute: the loop only converts when nothing else is left.
+_CONVERSION_PARTS = re.compile(r"(de)?quantize_per_(tensor|channel)|view|clone|_")
 
 
 def census_of_package(path: Path, runtime: str) -> KernelCensus:
-    """What the compiled wrapper calls, counted per kernel (see the module doc); ``runtime`` names the reader."""
+    """What the compiled wrapper calls, counted per kernel (see the module doc); ``runtime`` names the reader.
+
+    ATen/oneDNN calls on quantized tensors are integer kernels. An Inductor loop (``cpp_fused_<ops>``) is a
+    conversion when it only quantizes or dequantizes, and float compute when it names any other op: a
+    ``cpp_fused_hardsigmoid_mul_quantize_per_tensor`` dequantized its inputs, ran hardsigmoid and mul in float and
+    re-quantized, where an integer kernel would have stayed in INT8."""
     with zipfile.ZipFile(path) as z:
         sources = [z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith("wrapper.cpp")]
-    calls = Counter(m for s in sources for m in _CALL.findall(s) if not m.startswith("aoti_torch_cpu_empty"))
+    # Calls only: an Inductor loop is also declared (``extern "C" void cpp_fused_...(``) and held as a pointer.
+    lines = (ln for s in sources for ln in s.splitlines() if "void" not in ln)
+    calls = Counter(m for ln in lines for m in _CALL.findall(ln) if not m.startswith("aoti_torch_cpu_empty"))
     census = KernelCensus(source=f"{runtime}: the AOTInductor package's generated wrapper.cpp")
     for name, n in calls.items():
-        if any(k in name for k in _INTEGER) and not name.startswith("cpp_fused"):
+        if name.startswith("cpp_fused"):
+            ops = _CONVERSION_PARTS.sub("", name.removeprefix("cpp_fused_"))
+            (census.float_kernels if ops else census.conversions)[name] = n
+        elif any(k in name for k in _INTEGER):
             census.integer_kernels[name] = n
-        elif any(k in name for k in _CONVERSION):
-            census.conversions[name] = n
         else:
             census.float_kernels[name] = n
     return census
