@@ -164,9 +164,15 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
     try:
         artifacts, references, not_written = [], [], []
         for spec in opts.specs():
+            formats = formats_for(spec, opts.formats)
+            if not formats:  # nothing it can be written in: not built at all
+                said = (f"{spec.name} has no artifact in --formats {','.join(opts.formats or ())}: it is written "
+                        f"as {', '.join(spec.formats)} only (a peer row is another tool's file)")
+                not_written.append(said)
+                reporter.say(said)
+                continue
             reporter.say(f"{spec.name}: building ({spec.description})")
             built = with_shortfall(recipe.build(spec))
-            formats = formats_for(spec, opts.formats)
             refused = {f: r for f in formats if (r := refusal(get_writer(f), built)) is not None}
             for fmt, reason in refused.items():
                 not_written.append(f"{spec.name} has no {fmt} artifact: {reason}")

@@ -187,3 +187,17 @@ def test_bad_formats_are_one_line_and_exit_2(formats, said, tmp_path):
     lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and said in lines[0], res.output
     assert not out.exists()
+
+
+def test_a_peer_is_not_built_for_formats_it_has_no_file_in(tmp_path):
+    """A peer row is another tool's ONNX: asked for TorchScript only, it is not built, and with nothing else
+    to write nothing is written."""
+    out = tmp_path / "run"
+    res = run_cli("export", "--out", str(out), "--weights", "random", "--resize", "32", "--input-size", "32",
+                  "--variants", "fp32,ort-quantize-static", "--formats", "torchscript", "--skip-parity")
+    assert res.exit_code == 0, res.output
+    from runtimes.manifest import read_manifest
+
+    manifest = read_manifest(out)
+    assert {(a.variant, a.format) for a in manifest.artifacts} == {("fp32", "torchscript")}
+    assert any(n.startswith("ort-quantize-static has no artifact in --formats torchscript") for n in manifest.notes)
