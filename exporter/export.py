@@ -28,7 +28,7 @@ from exporter.compress.unstructured import sparsity_shortfall
 from exporter.data import synthetic_images
 from exporter.evaluation import model_logits
 from exporter.errors import BadInputError
-from exporter.formats.base import WriteResult, get_writer, refusal
+from exporter.formats.base import WriteResult, WriterSettings, get_writer, refusal
 from exporter.inputs import SYNTHETIC, Inputs, load_inputs
 from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
                               PreprocessOptions)
@@ -60,6 +60,7 @@ class ExportOptions:
     force: bool = False  # replace an earlier shrinkwrap run in ``out`` (never anything else)
     # The formats to write (``--formats``); None: each variant's own (TorchScript + ONNX, a peer's ONNX).
     formats: tuple[str, ...] | None = None
+    writing: WriterSettings = WriterSettings()  # how files are written (--int8-onnx-lane)
 
     def __post_init__(self) -> None:
         if self.formats is not None:
@@ -184,7 +185,7 @@ def export(opts: ExportOptions, reporter: Reporter = SILENT, inputs: Inputs | No
             warnings = list(dict.fromkeys([*built.warnings, *degeneracy_warnings(spec, built, inputs)]))
             for w in warnings:
                 reporter.say(f"⚠ {w}")
-            refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings, formats)
+            refs, arts = write_variant(spec, built, inputs, opts.command, stage, warnings, formats, opts.writing)
             references += refs
             artifacts += arts
         if not artifacts:
@@ -234,8 +235,8 @@ def degeneracy_warnings(spec: VariantSpec, built: BuiltVariant, inputs: Inputs) 
 
 
 def write_variant(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, command: str,
-                  stage: Path, warnings: list[str] = (), formats: tuple[str, ...] | None = None
-                  ) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
+                  stage: Path, warnings: list[str] = (), formats: tuple[str, ...] | None = None,
+                  settings: WriterSettings = WriterSettings()) -> tuple[list[ArtifactRecord], list[ArtifactRecord]]:
     """Write the variant's reference (when it is its own) and one file per format (default: the variant's
     own); their records."""
     example = synthetic_images(2, inputs.preprocess, seed=1)
@@ -244,7 +245,7 @@ def write_variant(spec: VariantSpec, built: BuiltVariant, inputs: Inputs, comman
     def written(fmt: str) -> ArtifactRecord:
         writer = get_writer(fmt)
         name = f"{spec.name}{writer.suffix}"
-        result = writer.write(built, example, stage / name) or WriteResult()
+        result = writer.write(built, example, stage / name, settings) or WriteResult()
         return record(spec, built, inputs, fmt, name, stage, command, versions, list(warnings), result)
 
     refs = [written(Format.EAGER)] if spec.compare_with is None else []

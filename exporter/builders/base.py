@@ -52,6 +52,16 @@ class Pt2eSource:
     float_model: nn.Module
     calib_images: torch.Tensor
     keep_float: tuple[str, ...] = ()
+    # The lane's result, computed once for every writer that needs it (.pt2, and ONNX with --int8-onnx-lane pt2e).
+    _quantized: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def quantized(self, example: torch.Tensor):
+        """The pt2e-quantized model (:class:`exporter.compress.pt2e.Pt2eModel`), built on first use."""
+        if "model" not in self._quantized:
+            from exporter.compress import pt2e
+
+            self._quantized["model"] = pt2e.quantize(self.float_model, example, self.calib_images, self.keep_float)
+        return self._quantized["model"]
 
 
 @dataclass

@@ -11,8 +11,9 @@ from exporter.cli.check import show_parity
 from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, StrictPeers, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
-                                  Sparsity, FormatsOpt, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
+                                  Sparsity, FormatsOpt, Int8OnnxLaneOpt, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
 from exporter.export import ExportOptions
+from exporter.formats.base import Int8OnnxLane
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions,
                               ModelOptions, ParityOptions, QatOptions)
 
@@ -24,6 +25,7 @@ def export_command(
     model: Model = ModelOptions.model,
     weights: Weights = ModelOptions.weights,
     formats: FormatsOpt = None,
+    int8_onnx_lane: Int8OnnxLaneOpt = Int8OnnxLane.FBGEMM,
     variants_csv: VariantsOpt = EXPORT_VARIANTS,
     sparsity: Sparsity = CompressionOptions.sparsity,
     prune_scope: Scope = CompressionOptions.scope,
@@ -63,7 +65,7 @@ def export_command(
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
                           max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate,
                           recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed, qat_epochs),
-                          target, bias_correction, equalize, formats)
+                          target, bias_correction, equalize, formats, int8_onnx_lane)
     parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers)
     export(opts, REPORTER)

@@ -13,6 +13,7 @@ import typer
 
 from exporter.analysis.commands import AnalysisOptions
 from exporter.export import ExportOptions
+from exporter.formats.base import Int8OnnxLane, WriterSettings
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
                               QatOptions,
                               ModelOptions, ParityOptions, PreprocessOptions)
@@ -35,6 +36,10 @@ FormatsOpt = Annotated[Optional[str], typer.Option(
     "--formats", help="comma-separated artifact formats to write (torchscript, onnx, pt2); default: each "
     "variant's own, TorchScript + ONNX. pt2 is an AOTInductor package compiled for this CPU (INT8 through the pt2e "
     "lane), about 20-60 s of compile per artifact")]
+Int8OnnxLaneOpt = Annotated[Int8OnnxLane, typer.Option(
+    "--int8-onnx-lane", help="which INT8 lane an INT8 variant's ONNX carries: fbgemm (the TorchScript's model, "
+    "torch's TorchScript-based exporter) or pt2e (PyTorch 2's path: the pt2e graph through the dynamo exporter; "
+    "variants without a pt2e model keep fbgemm)")]
 Sparsity = Annotated[float, typer.Option(help="fraction of prunable weights set to zero, 0 <= S < 1")]
 Scope = Annotated[PruneScope, typer.Option("--prune-scope", help="one threshold for all layers, or per layer")]
 Order = Annotated[PruneOrder, typer.Option(help="prune the INT8 weights after quantizing, or the float "
@@ -177,7 +182,8 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                    bn_recalibrate=CompressionOptions.bn_recalibrate, recovery: dict | None = None,
                    target: str = CalibrationOptions.target,
                    bias_correction: BiasCorrection = CalibrationOptions.bias_correction,
-                   equalize: bool = CalibrationOptions.equalize, formats: str | None = None) -> ExportOptions:
+                   equalize: bool = CalibrationOptions.equalize, formats: str | None = None,
+                   int8_onnx_lane: Int8OnnxLane = Int8OnnxLane.FBGEMM) -> ExportOptions:
     # Cheap checks first, in the order a user reads the flags; nothing heavy is loaded yet.
     compression = CompressionOptions(sparsity, prune_scope, order, parse_method(method), bn_recalibrate,
                                      **(recovery or {}))
@@ -188,7 +194,8 @@ def export_options(out, model, weights, variants_csv, sparsity, prune_scope, ord
                                        bias_correction=bias_correction, equalize=equalize),
         preprocess=preprocess_options(resize, input_size, mean, std),
         evaluation=EvalOptions(eval_data, eval_images, max_accuracy_drop), command=command, force=force,
-        formats=tuple(formats.split(",")) if formats is not None else None)
+        formats=tuple(formats.split(",")) if formats is not None else None,
+        writing=WriterSettings(int8_onnx_lane=Int8OnnxLane(int8_onnx_lane)))
 
 
 def analysis_options(out, model, weights, sparsity, prune_scope, calib_data, calib_images, calib_method,

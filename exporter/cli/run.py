@@ -8,9 +8,10 @@ from exporter.report.recommend import terminal_lines
 from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
-                                  Out, ParityImages, Resize, Runtimes, Scope, Sparsity, FormatsOpt, Std, Threads, Timeout,
+                                  Out, ParityImages, Resize, Runtimes, Scope, Sparsity, FormatsOpt, Int8OnnxLaneOpt, Std, Threads, Timeout,
                                   Tolerance, VariantsOpt, Weights, bench_options, export_options, parity_options)
 from exporter.export import ExportOptions
+from exporter.formats.base import Int8OnnxLane
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions,
                               ModelOptions, ParityOptions, QatOptions)
 from runtimes.bench.options import BenchOptions
@@ -23,6 +24,7 @@ def run(
     model: Model = ModelOptions.model,
     weights: Weights = ModelOptions.weights,
     formats: FormatsOpt = None,
+    int8_onnx_lane: Int8OnnxLaneOpt = Int8OnnxLane.FBGEMM,
     variants_csv: VariantsOpt = RUN_VARIANTS,
     sparsity: Sparsity = CompressionOptions.sparsity,
     prune_scope: Scope = CompressionOptions.scope,
@@ -73,7 +75,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed, qat_epochs), target, bias_correction, equalize, formats),
+                                               seed, qat_epochs), target, bias_correction, equalize, formats, int8_onnx_lane),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

@@ -7,6 +7,7 @@ and what runtimes declare they run. This module imports no writer.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -27,12 +28,27 @@ class WriteResult:
     lane_reference: str | None = None  # a file written next to it: its own eager reference (that lane's)
 
 
+class Int8OnnxLane(str, enum.Enum):
+    """Which INT8 lane an INT8 variant's ONNX carries (``--int8-onnx-lane``)."""
+
+    FBGEMM = "fbgemm"  # the fbgemm model, through torch's TorchScript-based exporter (the same weights as the .pt)
+    PT2E = "pt2e"  # the pt2e lane's graph, through the dynamo exporter (PyTorch 2's path; see docs/pt2.md)
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """Export options that decide how a file is written (not what is built)."""
+
+    int8_onnx_lane: Int8OnnxLane = Int8OnnxLane.FBGEMM
+
+
 class FormatWriter(Protocol):
     name: ClassVar[str]  # the format name recorded in the manifest
     suffix: ClassVar[str]  # the file is "<variant><suffix>"
     description: ClassVar[str]
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> WriteResult | None: ...
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path,
+              settings: WriterSettings = WriterSettings()) -> WriteResult | None: ...
 
     # Optional: ``refusal(built) -> str | None``, why a built variant cannot be written in this format.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from exporter.builders.base import BuiltVariant
-from exporter.formats.base import register_format
+from exporter.formats.base import WriterSettings, register_format
 from runtimes.manifest import Format
 from runtimes.records import atomic_write_bytes
 
@@ -19,7 +19,8 @@ class EagerReferenceWriter:
     suffix = ".eager.pt"
     description = "the eager model's state_dict: the reference parity compares every artifact with"
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> None:
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path,
+              settings: WriterSettings = WriterSettings()) -> None:
         buf = io.BytesIO()
         torch.save(built.model.state_dict(), buf)
         atomic_write_bytes(path, buf.getvalue())

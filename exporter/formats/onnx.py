@@ -4,7 +4,8 @@ The INT8 ONNX comes from torch's TorchScript-based exporter applied to the very
 module that is saved as TorchScript, so both carry the same INT8 weights, scales
 and zero points (QuantizeLinear/DequantizeLinear around float ops: QDQ).
 torch.onnx's dynamo exporter cannot export eager-mode quantized modules, which is
-why ``dynamo=False`` is used; the migration to torch.export/torchao replaces this.
+why ``dynamo=False`` is used for them. ``--int8-onnx-lane pt2e`` takes PyTorch 2's path instead: the pt2e
+lane's graph through the dynamo exporter, compared by parity with that lane's own program (docs/pt2.md).
 
 A built variant may name another module to export (``onnx_source``) and graph
 passes to apply after export (``onnx_passes``): FP16 is exported from its exact
@@ -14,6 +15,7 @@ quantized by ONNX Runtime's ``quantize_static``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import warnings
@@ -25,7 +27,8 @@ from torch import nn
 
 from exporter.builders.base import BuiltVariant
 from exporter.errors import ExportError, ShrinkwrapError
-from exporter.formats.base import register_format
+from exporter.formats.base import Int8OnnxLane, WriteResult, WriterSettings, register_format
+from exporter.formats.lane import pt2e_quant_record, write_lane_reference
 from runtimes.manifest import INPUT_NAME, OUTPUT_NAME, Format
 from runtimes.records import atomic_write_bytes
 
@@ -153,11 +156,42 @@ def onnx_bytes(built: BuiltVariant, example: torch.Tensor) -> bytes:
     return built_proto(built, example).SerializeToString()
 
 
+def export_pt2e_onnx(module: nn.Module, example: torch.Tensor, input_name: str = INPUT_NAME,
+                     output_name: str = OUTPUT_NAME) -> onnx.ModelProto:
+    """The pt2e lane's converted graph through torch's dynamo exporter: a QDQ graph (quantize/dequantize pairs
+    around float ops) that ONNX Runtime fuses into integer kernels where its QDQ patterns match."""
+    from exporter.compress.pt2e import MAX_BATCH
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, input_names=[input_name], output_names=[output_name],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},), verbose=False)
+        except Exception as exc:  # the dynamo exporter raises many types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"ONNX export of the pt2e graph failed: {type(exc).__name__}: {first[:300]}") from exc
+    return program.model_proto
+
+
 @register_format
 class OnnxWriter:
     name = Format.ONNX
     suffix = ".onnx"
     description = "self-contained ONNX, dynamic batch (QDQ for INT8, float16 inside for FP16)"
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> None:
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path,
+              settings: WriterSettings = WriterSettings()) -> WriteResult | None:
+        if settings.int8_onnx_lane is Int8OnnxLane.PT2E and built.pt2e is not None:
+            # An INT8 variant whose recipe handed the pt2e lane a float model; the others (a peer's ONNX,
+            # pruning inside the INT8 grid) keep the fbgemm export, and their record says which lane they carry.
+            quantized = built.pt2e.quantized(example)
+            # The dynamo exporter prints its progress ("[torch.onnx] Obtain model graph ... ✅") to stdout.
+            with contextlib.redirect_stdout(io.StringIO()):
+                proto = export_pt2e_onnx(quantized.module, example)
+            check_and_write_onnx(proto, path)
+            return WriteResult(quantization=pt2e_quant_record(built),
+                               lane_reference=write_lane_reference(built, example, path))
         check_and_write_onnx(built_proto(built, example), path)
+        return None
+

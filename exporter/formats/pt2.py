@@ -17,7 +17,6 @@ dequantize → conv → quantize patterns into oneDNN INT8 kernels (without it t
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import time
@@ -29,10 +28,10 @@ from torch import nn
 from exporter.builders.base import BuiltVariant
 from exporter.compress import pt2e
 from exporter.errors import ExportError
-from exporter.formats.base import WriteResult, register_format
+from exporter.formats.base import WriteResult, WriterSettings, register_format
+from exporter.formats.lane import pt2e_quant_record, write_lane_reference
 from runtimes.aoti import package_isa
-from runtimes.manifest import CompileRecord, Format, QuantRecord
-from runtimes.records import atomic_write_bytes
+from runtimes.manifest import CompileRecord, Format
 
 # The Inductor configs every package is compiled with (recorded in the manifest).
 INDUCTOR_CONFIGS = {"freezing": True}
@@ -41,7 +40,6 @@ INDUCTOR_CONFIGS = {"freezing": True}
 # for batch 1 (TorchScript 6.4 ms; 2-core AMD EPYC, torch 2.13.0). The aoti runtimes run a larger batch as
 # that many calls (runtimes.aoti), which is what deploying this package at that batch costs.
 COMPILE_BATCH = 1
-LANE_REFERENCE_SUFFIX = ".pt2e-program.pt2"  # torch.export.load wants a name ending in .pt2
 
 
 def compile_package(program: torch.export.ExportedProgram, path: Path) -> None:
@@ -85,23 +83,14 @@ def _record(path: Path, batch: int | None, seconds: float, lane: str | None = No
 
 
 def write_int8(built: BuiltVariant, example: torch.Tensor, path: Path, batch: int | None) -> WriteResult:
-    src = built.pt2e
     t0 = time.perf_counter()
-    quantized = pt2e.quantize(src.float_model, example, src.calib_images, src.keep_float)
-    # The converted GraphModule is exported again (not strictly: it is already an ATen graph): for any batch
-    # size as the lane's eager reference, and for the package's batch size to compile.
-    ref_path = path.with_name(path.name.removesuffix(Pt2Writer.suffix) + LANE_REFERENCE_SUFFIX)
-    buf = io.BytesIO()
-    torch.export.save(pt2e.capture(quantized.module, example, strict=False), buf)
-    atomic_write_bytes(ref_path, buf.getvalue())
+    quantized = built.pt2e.quantized(example)
+    reference = write_lane_reference(built, example, path)
+    # The converted GraphModule is exported again (not strictly: it is already an ATen graph) for the
+    # package's batch size.
     compile_package(pt2e.capture(quantized.module, example, strict=False, batch=batch), path)
-    record = _record(path, batch, time.perf_counter() - t0, lane=pt2e.LANE)
-    base = built.quant
-    quant = QuantRecord(backend="x86-inductor (oneDNN)", scheme="per-channel symmetric INT8 weights, per-tensor "
-                        "affine UINT8 activations (X86InductorQuantizer default)", calib_method="histogram",
-                        calib_source=base.calib_source, calib_images=int(len(src.calib_images)),
-                        keep_float=list(src.keep_float), lane=pt2e.LANE, reduce_range=False, target=base.target)
-    return WriteResult(compile=record, quantization=quant, lane_reference=ref_path.name)
+    record = _record(path, batch, time.perf_counter() - t0 + quantized.seconds, lane=pt2e.LANE)
+    return WriteResult(compile=record, quantization=pt2e_quant_record(built), lane_reference=reference)
 
 
 @register_format
@@ -118,7 +107,8 @@ class Pt2Writer:
             return built.pt2e_refusal or "its INT8 model was not built by shrinkwrap's own lanes"
         return None
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> WriteResult:
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path,
+              settings: WriterSettings = WriterSettings()) -> WriteResult:
         reason = self.refusal(built)
         if reason is not None:
             raise ExportError(f"no .pt2 for this variant: {reason}")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from exporter.builders.base import BuiltVariant
-from exporter.formats.base import register_format
+from exporter.formats.base import WriterSettings, register_format
 from runtimes.manifest import Format
 from runtimes.records import atomic_write_bytes
 
@@ -72,5 +72,6 @@ class TorchScriptWriter:
     suffix = ".pt"
     description = "traced + frozen TorchScript"
 
-    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path) -> None:
+    def write(self, built: BuiltVariant, example: torch.Tensor, path: Path,
+              settings: WriterSettings = WriterSettings()) -> None:
         write_torchscript(built.model, example, path)

@@ -201,3 +201,33 @@ def test_a_peer_is_not_built_for_formats_it_has_no_file_in(tmp_path):
     manifest = read_manifest(out)
     assert {(a.variant, a.format) for a in manifest.artifacts} == {("fp32", "torchscript")}
     assert any(n.startswith("ort-quantize-static has no artifact in --formats torchscript") for n in manifest.notes)
+
+
+@pytest.mark.slow
+def test_int8_onnx_from_the_pt2e_graph(shapes, train_on_shapes, tmp_path):
+    """``--int8-onnx-lane pt2e``: the INT8 ONNX comes from the pt2e graph through the dynamo exporter, is compared
+    with that lane's own program, runs integer kernels in ONNX Runtime and keeps FP32's top-1; a variant pruned
+    inside the INT8 grid has no pt2e model and keeps the fbgemm export."""
+    from runtimes.manifest import read_manifest
+
+    ckpt, _ = train_on_shapes("resnet18", epochs=6)
+    out = tmp_path / "run"
+    res = run_cli(
+        "run", "--out", str(out), "--weights", str(ckpt), "--calib-data", str(shapes["train"]), "--calib-images", "64",
+        "--eval-data", str(shapes["val"]), "--resize", "32", "--input-size", "32",
+        "--mean", ",".join(map(str, trained.MEAN)), "--std", ",".join(map(str, trained.STD)),
+        "--variants", "fp32,int8-dense,int8", "--order", "quantize-then-prune", "--prune-method", "magnitude",
+        "--sparsity", "0.3", "--formats", "onnx", "--int8-onnx-lane", "pt2e", "--runtimes", "ort-cpu",
+        "--batch", "1", "--min-time", "0.02", "--min-iters", "2", "--attempts", "1", "--no-remeasure",
+        "--parity-images", "16")
+    assert res.exit_code == 0, res.output
+    arts = {a.variant: a for a in read_manifest(out).artifacts}
+    assert arts["int8-dense"].quantization.lane == "pt2e-x86-inductor"
+    assert arts["int8-dense"].lane_reference.path == "int8-dense.pt2e-program.pt2"
+    assert arts["int8"].quantization.lane != "pt2e-x86-inductor" and arts["int8"].lane_reference is None
+    parity = {r["variant"]: r for r in json.loads((out / "parity.json").read_text())["results"]
+              if r["runtime"] == "ort-cpu"}
+    assert parity["int8-dense"]["passed"] and parity["int8-dense"]["reference"] == "int8-dense (pt2e-x86-inductor)"
+    cells = {c["variant"]: c for c in json.loads((out / "results.json").read_text())["cells"] if c["status"] == "ok"}
+    assert cells["int8-dense"]["kernels"]["integer_kernels"].get("QLinearConv", 0) > 0, cells["int8-dense"]["kernels"]
+    assert cells["int8-dense"]["top1"] >= cells["fp32"]["top1"] - INT8_POINTS
