@@ -27,7 +27,7 @@ from torch import nn
 
 from exporter.builders.base import BuiltVariant
 from exporter.compress import pt2e
-from exporter.errors import ExportError
+from exporter.errors import BadInputError, ExportError
 from exporter.formats.base import WriteResult, WriterSettings, register_format
 from exporter.formats.lane import pt2e_quant_record, write_lane_reference
 from runtimes.aoti import package_isa
@@ -42,6 +42,11 @@ INDUCTOR_CONFIGS = {"freezing": True}
 COMPILE_BATCH = 1
 
 
+class CompileError(BadInputError):
+    """AOTInductor could not compile the model (the C++ compiler's first error line); exit 2, like every input
+    this machine cannot turn into a package."""
+
+
 def compile_package(program: torch.export.ExportedProgram, path: Path) -> None:
     """AOTInductor-compile ``program`` into the package ``path`` (written whole, then renamed)."""
     path = Path(path)
@@ -52,7 +57,7 @@ def compile_package(program: torch.export.ExportedProgram, path: Path) -> None:
                 torch._inductor.aoti_compile_and_package(program, package_path=str(target),
                                                          inductor_configs=dict(INDUCTOR_CONFIGS))
         except Exception as exc:  # the C++ compiler's and Inductor's failures come as many types
-            raise ExportError(f"compiling {path.name} failed: {type(exc).__name__}: {_first_error(exc)}") from exc
+            raise CompileError(f"compiling {path.name} failed: {type(exc).__name__}: {_first_error(exc)}") from exc
         os.chmod(target, 0o644)
         os.replace(target, path)
 

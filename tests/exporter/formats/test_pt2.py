@@ -158,14 +158,14 @@ def test_a_failing_compile_says_the_compilers_first_error(tmp_path, monkeypatch)
     import torch._inductor.config as inductor_config
 
     from exporter.compress import pt2e
-    from exporter.errors import ExportError
-    from exporter.formats.pt2 import compile_package
+    from exporter.formats.pt2 import CompileError, compile_package
 
     monkeypatch.setattr(inductor_config.cpp, "cxx", (str(tmp_path / "no-such-compiler"),))
     program = pt2e.capture(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), torch.randn(2, 3, 8, 8), batch=1)
-    with pytest.raises(ExportError) as info:
+    with pytest.raises(CompileError) as info:
         compile_package(program, tmp_path / "m.pt2")
     said = str(info.value)
+    assert info.value.exit_code == 2
     assert said.startswith("compiling m.pt2 failed: ") and "\n" not in said
     assert not (tmp_path / "m.pt2").exists() and list(tmp_path.iterdir()) == []
 
