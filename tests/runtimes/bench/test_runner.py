@@ -210,7 +210,7 @@ def test_interleaved_comparisons(tiny_copy, fast_zstd):
     # libtorch-cpp times itself in C++: it cannot hold two artifacts in one Python process
     assert [s.name for s in registry.specs() if comparable(s)] == ["eager", "eager-cuda", "torchscript",
                                                                    "torchscript-cuda", "ort-cpu", "ort-cuda",
-                                                                   "openvino"]
+                                                                   "openvino", "aoti"]
     res = bench(tiny_copy, opts(runtimes=("torchscript", "ort-cpu"), batches=(2, 4),
                                 variants=("fp32", "int8"), compare=(("fp32", "int8"),)))
     by = {c.runtime: c for c in res.comparisons}
