@@ -147,7 +147,7 @@ class QatOptions:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 0:
             raise BadInputError(f"--qat-epochs must be a whole number >= 0, got {self.epochs}")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise BadInputError(f"QAT learning rate must be > 0, got {self.lr}")
+            raise BadInputError(f"--qat-lr must be a number > 0, got {self.lr}")
 
     @property
     def enabled(self) -> bool:

@@ -104,6 +104,20 @@ def top1_agreement(reference: np.ndarray, test: np.ndarray) -> float:
     return float(np.mean(np.argmax(ref, axis=1) == np.argmax(tst, axis=1)))
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - np.max(x, axis=1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+
+
+def kl_divergence(reference: np.ndarray, test: np.ndarray) -> float:
+    """Mean over rows of KL(softmax(reference) || softmax(test)), in nats: how much of the reference's output
+    distribution the test loses. 0 for equal logits; it weighs the classes the reference believes in, so it
+    sees a drift that flips no argmax and ignores noise in logits of classes both models rule out."""
+    ref, tst = _rows(reference, test)
+    lr, lt = _log_softmax(ref), _log_softmax(tst)
+    return float(np.mean(np.sum(np.exp(lr) * (lr - lt), axis=1)))
+
+
 def _topk(x: np.ndarray, k: int) -> np.ndarray:
     # Stable sort on the negated values: ties resolve to the lower class index,
     # the same in reference and test.

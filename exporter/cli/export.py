@@ -8,7 +8,7 @@ import typer
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line
 from exporter.cli.check import show_parity
-from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, QatLr, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, EXPORT_VARIANTS, Degenerate, StrictPeers, Force, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages,
                                   InputSize, MaxDrop, Mean, Model, Order, Out, ParityImages, Resize, Scope,
                                   Sparsity, FormatsOpt, Int8OnnxLaneOpt, Std, Tolerance, VariantsOpt, Weights, export_options, parity_options)
@@ -38,6 +38,7 @@ def export_command(
     finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
     seed: Seed = FinetuneOptions.seed,
     qat_epochs: QatEpochs = QatOptions.epochs,
+    qat_lr: QatLr = QatOptions.lr,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -64,7 +65,7 @@ def export_command(
     opts = export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data,
                           calib_images, calib_method, resize, input_size, mean, std, eval_data, eval_images,
                           max_accuracy_drop, command_line(), force, prune_method, bn_recalibrate,
-                          recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed, qat_epochs),
+                          recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs, seed, qat_epochs, qat_lr),
                           target, bias_correction, equalize, formats, int8_onnx_lane)
     parity = parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers)

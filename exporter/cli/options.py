@@ -61,6 +61,7 @@ Seed = Annotated[int, typer.Option(help="seed of the distillation (shuffling, au
 QatEpochs = Annotated[int, typer.Option(help="quantization-aware training of the INT8 variants: epochs of "
                                              "fake-quantized distillation from the FP32 model on --finetune-data; "
                                              "0 = none")]
+QatLr = Annotated[float, typer.Option(help="QAT's SGD learning rate (cosine-annealed to 0)")]
 CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory for calibration "
                                                         "(default: synthetic inputs)")]
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
@@ -170,10 +171,11 @@ def preprocess_options(resize, input_size, mean, std) -> PreprocessOptions:
 def recovery_options(channel_sparsity: float = ChannelOptions.sparsity, channel_round: int = ChannelOptions.round_to,
                      finetune_data: Path | None = FinetuneOptions.data,
                      finetune_epochs: int = FinetuneOptions.epochs,
-                     seed: int = FinetuneOptions.seed, qat_epochs: int = QatOptions.epochs) -> dict:
+                     seed: int = FinetuneOptions.seed, qat_epochs: int = QatOptions.epochs,
+                     qat_lr: float = QatOptions.lr) -> dict:
     """The channel-pruning, distillation and QAT records, as ``CompressionOptions`` keyword arguments."""
     return {"channels": ChannelOptions(channel_sparsity, channel_round),
-            "finetune": FinetuneOptions(finetune_data, finetune_epochs, seed), "qat": QatOptions(qat_epochs)}
+            "finetune": FinetuneOptions(finetune_data, finetune_epochs, seed), "qat": QatOptions(qat_epochs, qat_lr)}
 
 
 def export_options(out, model, weights, variants_csv, sparsity, prune_scope, order, calib_data, calib_images,

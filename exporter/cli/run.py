@@ -5,7 +5,7 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
-from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, QatLr, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, FormatsOpt, Int8OnnxLaneOpt, Std, Threads, Timeout,
@@ -37,6 +37,7 @@ def run(
     finetune_epochs: FinetuneEpochs = FinetuneOptions.epochs,
     seed: Seed = FinetuneOptions.seed,
     qat_epochs: QatEpochs = QatOptions.epochs,
+    qat_lr: QatLr = QatOptions.lr,
     calib_data: CalibData = CalibrationOptions.data,
     calib_images: CalibImages = CalibrationOptions.images,
     calib_method: CalibMethodOpt = CalibrationOptions.method,
@@ -75,7 +76,7 @@ def run(
                               eval_images, max_accuracy_drop, command_line(), force, prune_method,
                               bn_recalibrate,
                               recovery_options(channel_sparsity, channel_round, finetune_data, finetune_epochs,
-                                               seed, qat_epochs), target, bias_correction, equalize, formats, int8_onnx_lane),
+                                               seed, qat_epochs, qat_lr), target, bias_correction, equalize, formats, int8_onnx_lane),
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

@@ -46,6 +46,21 @@ def test_sqnr():
     assert M.sqnr_db(REF, REF * 1.1) == pytest.approx(20.0)  # noise = 0.01 * signal
 
 
+def test_kl_divergence():
+    ref = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    assert M.kl_divergence(ref, ref) == pytest.approx(0.0, abs=1e-15)
+    assert M.kl_divergence(ref, ref + 5.0) == pytest.approx(0.0, abs=1e-12)  # softmax ignores a shift per row
+    p = np.exp(ref) / np.exp(ref).sum(1, keepdims=True)
+    q_logits = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    q = np.exp(q_logits) / np.exp(q_logits).sum(1, keepdims=True)
+    expected = np.mean([np.sum(p[0] * np.log(p[0] / q[0])), 0.0])
+    assert M.kl_divergence(ref, q_logits) == pytest.approx(expected)
+    assert M.kl_divergence(ref, q_logits) != pytest.approx(M.kl_divergence(q_logits, ref))  # not symmetric
+    assert math.isfinite(M.kl_divergence(np.array([[1000.0, -1000.0]]), np.array([[-1000.0, 1000.0]])))
+    with pytest.raises(ValueError):
+        M.kl_divergence(ref, ref[:1])
+
+
 def test_top1_and_topk():
     ref = np.array([[0.1, 0.9, 0.0, 0.5], [0.7, 0.2, 0.3, 0.1]])
     test = np.array([[0.9, 0.1, 0.0, 0.5], [0.7, 0.2, 0.3, 0.0]])

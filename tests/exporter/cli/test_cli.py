@@ -356,6 +356,8 @@ def test_target_bias_correction_and_qat_bad_inputs(out):
     assert_one_line_error(_export(out, "--target", "arm64"), 2, "unknown --target 'arm64'; known: x86-vnni, x86-avx2")
     assert_one_line_error(_export(out, "--qat-epochs", "-1"), 2, "--qat-epochs must be a whole number >= 0")
     assert_one_line_error(_export(out, "--qat-epochs", "2"), 2, "--qat-epochs needs --finetune-data")
+    assert_one_line_error(_export(out, "--qat-lr", "0"), 2, "--qat-lr must be a number > 0, got 0.0")
+    assert_one_line_error(_export(out, "--qat-lr", "nan"), 2, "--qat-lr must be a number > 0, got nan")
     res = _export(out, "--bias-correction", "partial")
     assert res.exit_code == 2 and "partial" in res.output
     _no_partial_output(out)

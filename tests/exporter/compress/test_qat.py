@@ -88,5 +88,7 @@ def test_options(shapes):
         QatOptions(-1)
     with pytest.raises(BadInputError, match="--qat-epochs needs --finetune-data"):
         CompressionOptions(qat=QatOptions(2))
+    with pytest.raises(BadInputError, match="--qat-lr must be a number > 0"):
+        QatOptions(2, -1e-3)
     opts = CompressionOptions(finetune=FinetuneOptions(shapes["train"], seed=3), qat=QatOptions(2))
     assert opts.qat_finetune.epochs == 2 and opts.qat_finetune.lr == QatOptions.lr and opts.qat_finetune.seed == 3
