@@ -40,6 +40,19 @@ BF16_INT8_MARGIN = 2.0
 NNCF_SANITY = 10.0  # the NNCF peer is compared, not gated: it must only be a working quantization
 
 
+def _run_on_shapes(out: Path, arch: str, weights: Path, shapes, *options: str) -> Path:
+    """`run` of a model trained on the shapes: calibrated on 128 training images, evaluated on the held-out ones,
+    at the training's 32 px, with a short bench; ``options`` name the variants, runtimes and the rest."""
+    res = run_cli(
+        "run", "--out", str(out), "--model", arch, "--weights", str(weights),
+        "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
+        "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
+        "--std", ",".join(map(str, trained.STD)), "--batch", "50", "--min-time", "0.05", "--min-iters", "2",
+        "--attempts", "1", "--no-remeasure", "--parity-images", "32", *options)
+    assert res.exit_code == 0, res.output
+    return out
+
+
 @pytest.fixture(scope="module")
 def family_runs(shapes, train_on_shapes, tmp_path_factory):
     """``family_runs(lane) -> run folder``: each lane's model through `run` with the defaults, once per module
@@ -51,16 +64,8 @@ def family_runs(shapes, train_on_shapes, tmp_path_factory):
             arch = LANES[lane]
             weights, stats = train_on_shapes(arch)
             assert stats["train_top1"] > 90, stats
-            out = tmp_path_factory.mktemp(arch) / "run"
-            res = run_cli(
-                "run", "--out", str(out), "--model", arch, "--weights", str(weights),
-                "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
-                "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
-                "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES),
-                "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure",
-                "--parity-images", "32")
-            assert res.exit_code == 0, res.output
-            runs[lane] = out
+            runs[lane] = _run_on_shapes(tmp_path_factory.mktemp(arch) / "run", arch, weights, shapes,
+                                        "--variants", VARIANTS, "--runtimes", ",".join(RUNTIMES))
         return runs[lane]
 
     return get
@@ -187,26 +192,17 @@ def qat_run(shapes, train_on_shapes, tmp_path_factory) -> Path:
     images, dense and 50% OBS-pruned; otherwise the eager family run's settings."""
     arch = LANES["eager"]
     weights, _ = train_on_shapes(arch)
-    out = tmp_path_factory.mktemp("qat") / "run"
-    res = run_cli(
-        "run", "--out", str(out), "--model", arch, "--weights", str(weights),
-        "--calib-data", str(shapes["train"]), "--calib-images", "128", "--eval-data", str(shapes["val"]),
-        "--resize", "32", "--input-size", "32", "--mean", ",".join(map(str, trained.MEAN)),
-        "--std", ",".join(map(str, trained.STD)), "--variants", "fp32,int8,int8-dense",
-        "--qat-epochs", "2", "--finetune-data", str(shapes["train"]), "--runtimes", "eager,torchscript,ort-cpu",
-        "--batch", "50", "--min-time", "0.05", "--min-iters", "2", "--attempts", "1", "--no-remeasure",
-        "--parity-images", "32")
-    assert res.exit_code == 0, res.output
-    return out
+    return _run_on_shapes(tmp_path_factory.mktemp("qat") / "run", arch, weights, shapes,
+                          "--variants", "fp32,int8,int8-dense", "--qat-epochs", "2",
+                          "--finetune-data", str(shapes["train"]), "--runtimes", "eager,torchscript,ort-cpu")
 
 
-def _val_logits(shapes, onnx_file: Path) -> np.ndarray:
+def _held_out_images(shapes):
+    """The held-out shapes, preprocessed as the runs evaluate them (each call decodes them: call once)."""
     from exporter.data import load_image_folder
-    from exporter.evaluation import onnx_logits
     from runtimes.architectures import Preprocess
 
-    pre = Preprocess(32, 32, tuple(trained.MEAN), tuple(trained.STD))
-    return onnx_logits(onnx_file.read_bytes(), load_image_folder(shapes["val"], pre).images)
+    return load_image_folder(shapes["val"], Preprocess(32, 32, tuple(trained.MEAN), tuple(trained.STD))).images
 
 
 def test_qat_end_to_end(qat_run, family_runs, shapes):
@@ -219,10 +215,12 @@ def test_qat_end_to_end(qat_run, family_runs, shapes):
         assert rec["epochs"] == 2 and rec["images"] == 400 and (rec["masked_layers"] > 0) is masked, rec
         assert rec["loss_last_epoch"] <= rec["loss_first_epoch"] * 1.5, rec
     assert arts[("int8", "onnx")]["sparsity"]["achieved"] > 0.45  # the zeros were held through training
-    ptq_run = family_runs("eager")
-    fp32 = _val_logits(shapes, qat_run / "fp32.onnx")
-    np.testing.assert_allclose(fp32, _val_logits(shapes, ptq_run / "fp32.onnx"), atol=1e-4)  # one teacher
-    kl = {(variant, run): M.kl_divergence(fp32, _val_logits(shapes, folder / f"{variant}.onnx"))
+    from exporter.evaluation import onnx_logits
+
+    ptq_run, images = family_runs("eager"), _held_out_images(shapes)
+    fp32 = onnx_logits((qat_run / "fp32.onnx").read_bytes(), images)
+    np.testing.assert_allclose(fp32, onnx_logits((ptq_run / "fp32.onnx").read_bytes(), images), atol=1e-4)  # one teacher
+    kl = {(variant, run): M.kl_divergence(fp32, onnx_logits((folder / f"{variant}.onnx").read_bytes(), images))
           for variant in ("int8", "int8-dense") for run, folder in (("ptq", ptq_run), ("qat", qat_run))}
     print("held-out KL to FP32 (nats):", kl)
     # Dense INT8 starts within a few thousandths of a nat on some seeds, where QAT has nothing left to close.
