@@ -56,9 +56,11 @@ def _torch_dir() -> Path:
 
 
 def build_key() -> str:
-    """torch version + main.cpp hash: a new wheel or an edited source gets a new binary."""
+    """torch version + hash of main.cpp and of the torch install it links: a new wheel, an edited source or
+    another venv gets a new binary (the runner's rpath names the venv's libtorch, so a binary built from a venv
+    since removed fails to load: exit 127)."""
     version = importlib.metadata.version("torch")
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCE.read_bytes() + str(_torch_dir().resolve()).encode()).hexdigest()[:16]
     return f"torch-{version}-{digest}"
 
 

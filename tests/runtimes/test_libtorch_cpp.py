@@ -119,5 +119,8 @@ def test_cache_key_follows_source(monkeypatch, tmp_path):
     edited.write_bytes(libtorch_cpp.SOURCE.read_bytes() + b"\n// edited\n")
     monkeypatch.setattr(libtorch_cpp, "SOURCE", edited)
     assert libtorch_cpp.build_key() != key
+    edited_key = libtorch_cpp.build_key()
+    monkeypatch.setattr(libtorch_cpp, "_torch_dir", lambda: tmp_path / "another-venv" / "torch")
+    assert libtorch_cpp.build_key() != edited_key  # a binary links one venv's libtorch
     monkeypatch.setenv("SHRINKWRAP_CACHE", str(tmp_path / "c"))
     assert libtorch_cpp.runner_path().parent.parent == tmp_path / "c" / "libtorch-cpp"
