@@ -58,6 +58,10 @@ def run(opts: RunOptions, reporter: Reporter = SILENT,
     out = Path(opts.export.out)
     e = opts.export
     check_output_dir(out, e.force)  # before minutes of loading and building
+    if opts.bench.executor.distributed:
+        from runtimes.executor.ray_cluster import preflight
+
+        preflight(opts.bench.executor)  # an unreachable cluster or a target no node carries: before the export
     inputs = load_inputs(e.model, e.preprocess, e.calibration, e.evaluation, reporter)
     reporter.say("[1/4] export")
     manifest = export(e, reporter, inputs)

@@ -134,8 +134,12 @@ def topk_overlap(reference: np.ndarray, test: np.ndarray, k: int = 5) -> float:
     return float(np.mean(shared) / k)
 
 
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
-    """Top-k accuracy in percent for each k: {1: 71.2, 5: 90.1}."""
+def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
+    """How many images have their label among the top k logits, for each k: {1: 712, 5: 901}.
+
+    Counts, not percentages, so that shards of one evaluation merge exactly: the union's accuracy is
+    :func:`percent` of the summed counts, the same number the serial evaluation computes.
+    """
     logits = np.asarray(logits)
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
@@ -145,13 +149,25 @@ def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1
     n_classes = logits.shape[1]
     if labels.min() < 0 or labels.max() >= n_classes:
         raise ValueError(f"labels must be in [0, {n_classes})")
-    out: dict[int, float] = {}
+    out: dict[int, int] = {}
     for k in ks:
         if not 1 <= k <= n_classes:
             raise ValueError(f"k={k} must be between 1 and the number of classes ({n_classes})")
-        hits = np.any(_topk(logits.astype(np.float64), k) == labels[:, None], axis=1)
-        out[int(k)] = float(100.0 * np.mean(hits))
+        out[int(k)] = int(np.count_nonzero(np.any(_topk(logits.astype(np.float64), k) == labels[:, None], axis=1)))
     return out
+
+
+def percent(correct: int, total: int) -> float:
+    """``correct`` of ``total`` in percent (the one formula serial and merged evaluations share)."""
+    if total <= 0:
+        raise ValueError("no images")
+    return float(100.0 * correct / total)
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """Top-k accuracy in percent for each k: {1: 71.2, 5: 90.1}."""
+    counts = topk_correct(logits, labels, ks)
+    return {k: percent(c, len(labels)) for k, c in counts.items()}
 
 
 def latency_stats(times_ms: Sequence[float]) -> dict[str, float]:

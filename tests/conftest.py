@@ -76,6 +76,18 @@ def train_on_shapes(shapes, tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local two-node Ray cluster (tests/support/ray_cluster.py), started once for the session."""
+    from tests.support.ray_cluster import start_two_node_cluster
+
+    cluster = start_two_node_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
 def run_cli(*args: str):
     from typer.testing import CliRunner
 

@@ -17,6 +17,7 @@ from exporter.cli import bench  # noqa: F401
 from exporter.cli import compare  # noqa: F401
 from exporter.cli import run  # noqa: F401
 from exporter.cli import analysis  # noqa: F401
+from exporter.cli import study  # noqa: F401
 from exporter.cli.app import app
 
 __all__ = ["app"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
-from exporter.cli.options import (DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, Attempts, Remeasure, MinTime,
+from exporter.cli.options import (ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
+                                  DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, Attempts, Remeasure, MinTime,
                                   RetryBudget,
                                   RunDir, Runtimes, Threads, Timeout, VariantsFilter, bench_options)
 from exporter.options import EvalOptions
 from runtimes.bench.options import BenchOptions
+from runtimes.executor.options import LOCAL
 
 
 @app.command("bench")
@@ -29,6 +31,11 @@ def bench_command(
     eval_images: EvalImages = EvalOptions.images,
     max_accuracy_drop: MaxDrop = BenchOptions.max_accuracy_drop,
     variants: VariantsFilter = None,
+    executor: ExecutorOpt = LOCAL.kind.value,
+    ray_address: RayAddress = LOCAL.address,
+    targets: TargetsOpt = None,
+    max_retries: MaxRetries = LOCAL.max_retries,
+    job_cpus: JobCpus = LOCAL.job_cpus,
     as_json: Json = False,
 ) -> None:
     """Time every artifact in every runtime (one subprocess per cell); write results.json and results.csv."""
@@ -38,9 +45,14 @@ def bench_command(
     from runtimes.records import to_jsonable
 
     opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants, attempts,
-                         remeasure, retry_budget)
+                         remeasure, retry_budget,
+                         executor_options(executor, ray_address, targets, max_retries, job_cpus))
     evaluation = EvalOptions(eval_data, eval_images)
     manifest = require_verified(run_dir)
+    if opts.executor.distributed:
+        from runtimes.executor.ray_cluster import preflight
+
+        preflight(opts.executor)  # an unreachable cluster or a target no node carries: one line, before any work
     # Decoded once, with the run's own preprocessing; every cell reads the same tensors.
     eval_set = (decode_eval_set(evaluation.data, preprocess_of(manifest), manifest.artifacts[0].num_classes,
                                 evaluation.images, REPORTER) if evaluation.data is not None else None)

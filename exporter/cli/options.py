@@ -21,6 +21,7 @@ from exporter.variants import default_comparisons, default_runtime_comparisons, 
 from runtimes.bench.options import BenchOptions
 from runtimes.bench.regression import CompareOptions
 from runtimes.errors import BadInputError
+from runtimes.executor.options import LOCAL, ExecutorOptions
 from runtimes.manifest import BiasCorrection, CalibMethod, PruneMethod, PruneOrder, PruneScope
 
 EXPORT_VARIANTS = ",".join(default_variants(with_peers=False))
@@ -102,6 +103,19 @@ Remeasure = Annotated[bool, typer.Option("--remeasure/--no-remeasure",
                                               "end (--no-remeasure: for runs that only want accuracy)")]
 RetryBudget = Annotated[float, typer.Option(help="seconds the whole sweep may spend timing unstable cells again "
                                                  "(extra windows, fresh-process re-measures); then one window each")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="where the cells (and study jobs) run: local (this "
+                                         "machine, one after another) or ray (tasks on a Ray cluster)")]
+RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="host:port of a Ray cluster's head (ray "
+                                                   "start --head); default: $RAY_ADDRESS, else a local cluster "
+                                                   "started for the command")]
+TargetsOpt = Annotated[Optional[str], typer.Option("--targets", help="comma-separated deployment targets: each "
+                                                   "cell runs once per target, on Ray nodes started with "
+                                                   "--resources '{\"target:NAME\": 1}'")]
+MaxRetries = Annotated[int, typer.Option("--max-retries", help="how often Ray resubmits a task whose worker "
+                                         "died (another node of the same target may take it)")]
+JobCpus = Annotated[Optional[float], typer.Option("--job-cpus", help="CPUs each timing job asks Ray for "
+                                                  "(default: this machine's cores: one cell at a time per node "
+                                                  "of that size)")]
 EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
@@ -220,10 +234,16 @@ def split_names(csv: str | None) -> tuple[str, ...] | None:
     return tuple(r.strip() for r in csv.split(",") if r.strip()) if csv else None
 
 
+def executor_options(executor, ray_address, targets, max_retries, job_cpus) -> ExecutorOptions:
+    return ExecutorOptions(kind=executor, address=ray_address, targets=split_names(targets) or (),
+                           max_retries=max_retries, job_cpus=job_cpus)
+
+
 def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
                   variants=None, attempts=BenchOptions.attempts, remeasure=BenchOptions.remeasure,
-                  retry_budget=BenchOptions.retry_budget_s) -> BenchOptions:
+                  retry_budget=BenchOptions.retry_budget_s, executor: ExecutorOptions = LOCAL) -> BenchOptions:
     return BenchOptions(runtimes=split_names(runtimes), batches=parse_ints(batch, "--batch"), threads=threads,
+                        executor=executor,
                         min_time_s=min_time, min_iters=min_iters, timeout_s=timeout, attempts=attempts,
                         remeasure=remeasure, retry_budget_s=retry_budget,
                         max_accuracy_drop=max_accuracy_drop, compare=default_comparisons(),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
-from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, QatLr, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
+from exporter.cli.options import (ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
+                                  Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, QatLr, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
                                   Out, ParityImages, Resize, Runtimes, Scope, Sparsity, FormatsOpt, Int8OnnxLaneOpt, Std, Threads, Timeout,
@@ -15,6 +16,7 @@ from exporter.formats.base import Int8OnnxLane
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, FinetuneOptions, EvalOptions,
                               ModelOptions, ParityOptions, QatOptions)
 from runtimes.bench.options import BenchOptions
+from runtimes.executor.options import LOCAL
 
 
 @app.command()
@@ -65,6 +67,11 @@ def run(
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
     max_accuracy_drop: MaxDrop = EvalOptions.max_accuracy_drop,
+    executor: ExecutorOpt = LOCAL.kind.value,
+    ray_address: RayAddress = LOCAL.address,
+    targets: TargetsOpt = None,
+    max_retries: MaxRetries = LOCAL.max_retries,
+    job_cpus: JobCpus = LOCAL.job_cpus,
 ) -> None:
     """Export, parity, bench and report in one command."""
     from exporter.pipeline import RunOptions, run as run_pipeline
@@ -80,7 +87,8 @@ def run(
         parity=parity_options(parity_images, tolerance, calib_data, fail_on_degenerate=fail_on_degenerate,
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
-                            attempts=attempts, remeasure=remeasure, retry_budget=retry_budget))
+                            attempts=attempts, remeasure=remeasure, retry_budget=retry_budget,
+                            executor=executor_options(executor, ray_address, targets, max_retries, job_cpus)))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
     # The terminal ends with the answer: what to deploy (the report's Recommendation), then where the rest is.
     for line in terminal_lines(outcome.recommendations):

@@ -40,8 +40,23 @@ class ReportContext:
         return self.run_dir / FIGURES_DIR
 
     @property
+    def targets(self) -> list[str | None]:
+        """The deployment targets the cells were measured on, in the order asked (``[None]``: one machine)."""
+        seen = list(dict.fromkeys(c.target for c in self.results.cells))
+        asked = [t for t in self.results.settings.targets if t in seen]
+        return asked + [t for t in seen if t not in asked] or [None]
+
+    @property
+    def primary_target(self) -> str | None:
+        return self.targets[0]
+
+    @property
     def cells(self) -> list[Cell]:
-        return self.results.cells
+        """The cells every section but "Deployment targets" reads: one machine's (the first target's when the
+        bench fanned out across several), so that no section compares latencies of two machines."""
+        if len(self.targets) == 1:
+            return self.results.cells
+        return [c for c in self.results.cells if c.target == self.primary_target]
 
 
 def load_context(run_dir: Path) -> ReportContext:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from exporter.report import (analyses, compression, figures, int8_slower, parity, peers, pt2, summary, target,  # noqa: F401
-                             tables)  # (sections)
+from exporter.report import (analyses, compression, deployment_targets, figures, int8_slower, parity, peers, pt2,  # noqa: F401
+                             summary, tables, target)  # (sections)
 from exporter.report.context import load_context
 from exporter.report.sections import EXTRA_ORDER, RegisteredSection, Section, registered_sections
 from runtimes.manifest import RUN_FILES

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from runtimes import registry
 from runtimes.errors import BadInputError
+from runtimes.executor.options import LOCAL, ExecutorOptions
 from runtimes.protocol import check_threads
 
 # Per cell; only pathological configurations (FP16 in PyTorch on CPU) reach these.
@@ -44,6 +45,8 @@ class BenchOptions:
     # The accuracy budget (top-1 points below the FP32 baseline) of the report's
     # recommendation and of the budgeted `auto` variant; recorded with the results.
     max_accuracy_drop: float = 1.0
+    # Where the cells run: here, one after another (the default), or as Ray tasks (runtimes.bench.fanout).
+    executor: ExecutorOptions = LOCAL
 
     def __post_init__(self) -> None:
         if self.runtimes is not None:

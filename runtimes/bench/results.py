@@ -88,6 +88,10 @@ class Cell:
     stability: Stability | None = None  # None: skipped/error cells, and records from before it existed
     pathological: bool = False  # no deployment option (see runtimes.bench.flags); its flag says why
     kernels: KernelCensus | None = None  # what the runtime ran for a quantized artifact (runtimes.kernels)
+    # Fanned out on a Ray cluster (runtimes.bench.fanout): the deployment target it was pinned to (None: no
+    # target) and the node it ran on, with that node's environment. None for cells measured on this machine.
+    target: str | None = None
+    node: NodeRecord | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,6 +141,8 @@ class Comparison:
     stable: bool | None = None  # both sides' samples pass runtimes.bench.stability
     method: str = "interleaved: alternating rounds in one process, median of per-round ratios"
     b_runtime: str | None = None
+    target: str | None = None  # as Cell.target / Cell.node
+    node: NodeRecord | None = None
 
     @property
     def b_runs_in(self) -> str:
@@ -170,6 +176,18 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class NodeRecord:
+    """The Ray node a fanned-out cell ran on: which one, for which target, and what machine it is."""
+
+    node_id: str
+    hostname: str
+    target: str | None
+    pid: int  # the worker process that measured it
+    attempt: int  # its start on this node: 2 and more means a worker died running it and Ray retried it
+    environment: Environment
+
+
+@dataclass(frozen=True)
 class BenchSettings:
     """How the cells were measured (what the report's method section states)."""
 
@@ -191,6 +209,8 @@ class BenchSettings:
     retry_spent_s: float | None = None  # what it spent (windows after a cell's first, estimated; re-measures)
     one_window_cells: int | None = None  # cells timed with one window because the budget was spent
     not_remeasured: int | None = None  # cells still noisy that got no fresh process for the same reason
+    executor: str | None = None  # "local" | "ray" (None: records from before the executor existed)
+    targets: list[str] = field(default_factory=list)  # the Ray deployment targets, in the order asked for
 
 
 @dataclass(frozen=True)

@@ -12,31 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import os
-import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
-import runtimes
 from runtimes import registry
 from runtimes.bench import grid, stability
 from runtimes.bench.cell import CellSpec
 from runtimes.bench.compare import CompareSpec, comparable
 from runtimes.bench.environment import collect_environment
 from runtimes.bench.flags import flag_cells, share_accuracy
-from runtimes.bench.launch import Launcher, TimedOut, launcher
+from runtimes.bench.launch import Launcher, launcher
 from runtimes.bench.options import BenchOptions
-from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Comparison, Results,
-                                    SizeRecord, Status, write_results)
+from runtimes.bench.results import (RESULTS_SCHEMA_VERSION, BenchSettings, Cell, Results, SizeRecord,
+                                    write_results)
 from runtimes.bench.sizes import ZSTD_LEVEL, size_record
+from runtimes.bench.spawn import child_env, precheck_comparison, spawn_cell, spawn_comparison
 from runtimes.errors import BadInputError
 from runtimes.manifest import Manifest, require_verified
 from runtimes.protocol import CPU, BoundRun, RuntimeSpec
-from runtimes.records import from_jsonable
 
 Progress = Callable[[int, int, Cell], None]
-T = TypeVar("T")
 
 
 
@@ -67,18 +62,31 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
     # One preloading server for the whole sweep (runtimes.bench.launch): each cell is still a process of its own.
     preload = tuple(dict.fromkeys(m for s in specs for m in s.preload)) if opts.fork_cells else ()
     budget = RetryBudget(opts.retry_budget_s)
-    with launcher(_child_env(opts.threads), preload) as launch:
-        cells = measure_cells(run_dir, entries, batches, opts, eval_tensors, launch, progress,
-                              total=len(entries) * len(batches) + len(comparisons), budget=budget)
-        if opts.remeasure:
-            cells = remeasure_noisy(run_dir, cells, entries, batches, launch, opts, budget)
-        compared: list[Comparison] = []
-        for cspec in comparisons:
-            skipped = precheck_comparison(cspec, manifest)
-            compared.append(skipped or spawn_comparison(cspec, opts.timeout_s, launch))
-            if progress is not None:
-                progress(len(cells) + len(compared), len(entries) * len(batches) + len(comparisons),
-                         compared[-1])
+    total = len(entries) * len(batches) + len(comparisons)
+    if opts.executor.distributed:
+        from runtimes.bench.fanout import measure_on_cluster
+
+        def cell_spec(entry: grid.GridEntry, batch: int) -> CellSpec:
+            return CellSpec(run_dir.resolve(), entry.record.variant, entry.record.format, entry.runtime.name,
+                            batch, opts.threads, opts.min_time_s, opts.min_iters, opts.warmup, opts.max_time_s,
+                            None, imports=_plugin_modules(entry), attempts=opts.attempts)
+
+        cells, compared = measure_on_cluster(run_dir, manifest, entries, batches, comparisons, cell_spec,
+                                             opts.timeout_s, eval_tensors, opts.executor, progress)
+        launched = fanout_note(opts)
+    else:
+        with launcher(child_env(opts.threads), preload) as launch:
+            cells = measure_cells(run_dir, entries, batches, opts, eval_tensors, launch, progress,
+                                  total=total, budget=budget)
+            if opts.remeasure:
+                cells = remeasure_noisy(run_dir, cells, entries, batches, launch, opts, budget)
+            compared = []
+            for cspec in comparisons:
+                skipped = precheck_comparison(cspec, manifest)
+                compared.append(skipped or spawn_comparison(cspec, opts.timeout_s, launch))
+                if progress is not None:
+                    progress(len(cells) + len(compared), total, compared[-1])
+        launched = launch_note(preload)
 
     results = Results(
         schema_version=RESULTS_SCHEMA_VERSION,
@@ -92,13 +100,14 @@ def bench(run_dir: Path, opts: BenchOptions = BenchOptions(), eval_tensors: Path
             eval_tensors=str(eval_tensors) if eval_tensors else None, variants=list(chosen),
             io_binding=timing_note(registry.specs()), max_accuracy_drop=opts.max_accuracy_drop,
             retry_budget_s=opts.retry_budget_s, retry_spent_s=round(budget.spent_s, 1),
-            one_window_cells=budget.one_window, not_remeasured=budget.not_remeasured),
-        cells=flag_cells(share_accuracy(cells)), comparisons=compared,
+            one_window_cells=budget.one_window, not_remeasured=budget.not_remeasured,
+            executor=opts.executor.kind.value, targets=list(opts.executor.targets)),
+        cells=per_target(cells, lambda group: flag_cells(share_accuracy(group))), comparisons=compared,
         notes=[f"compressed size: zstd level {ZSTD_LEVEL} of the whole artifact file",
                "accuracy: the last eval batch is run as is (smaller), not padded",
                f"accuracy: measured once per artifact and runtime, at batch {max(batches)}; "
                "the other batch rows of that pair show the same figures",
-               launch_note(preload)],
+               launched],
     )
     write_results(run_dir, results)
     return results
@@ -156,6 +165,27 @@ def measure_cells(run_dir: Path, entries: list[grid.GridEntry], batches: list[in
     return cells
 
 
+def per_target(cells: list[Cell], fn: Callable[[list[Cell]], list[Cell]]) -> list[Cell]:
+    """``fn`` applied to each deployment target's cells on their own (flags compare cells of one machine only),
+    in the original order."""
+    groups: dict[str | None, list[int]] = {}
+    for i, c in enumerate(cells):
+        groups.setdefault(c.target, []).append(i)
+    out: list[Cell] = list(cells)
+    for idx in groups.values():
+        for i, c in zip(idx, fn([cells[i] for i in idx])):
+            out[i] = c
+    return out
+
+
+def fanout_note(opts: BenchOptions) -> str:
+    where = (f"on the Ray nodes of each target ({', '.join(opts.executor.targets)})" if opts.executor.targets
+             else "on any Ray node")
+    return (f"cell processes: each started by a Ray task {where}, from a verified copy of its artifact; accuracy "
+            f"over the whole eval set in shards of whole batches on the same target; no fresh-process "
+            f"re-measure of noisy cells (each cell still times up to {opts.attempts} windows)")
+
+
 def launch_note(preload: tuple[str, ...]) -> str:
     if not preload:
         return "cell processes: each a fresh Python interpreter"
@@ -202,54 +232,6 @@ def _plugin_modules(entry: grid.GridEntry) -> tuple[str, ...]:
     return () if module in registry.BUILTIN_MODULES else (module,)
 
 
-# ---------------------------------------------------------------- one cell
-
-def spawn_record(module: str, argv: list[str], cls: type[T], timeout_s: float, launch: Launcher) -> T | str:
-    """Run ``python -m module argv`` in a process of its own and read the typed JSON record it prints
-    last; a timeout, a crash or unreadable output is returned as the reason (a string)."""
-    try:
-        done = launch.run(module, argv, timeout_s)
-    except TimedOut:
-        return f"timed out after {timeout_s:g} s"
-    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
-    if done.returncode == 0 and lines:
-        try:
-            return from_jsonable(cls, json.loads(lines[-1]))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            return f"unreadable output: {grid.one_line(exc)}"
-    err_lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
-    last = err_lines[-1] if err_lines else "no output"
-    return f"cell process exited with status {done.returncode}: {last}"
-
-
-def spawn_cell(spec: CellSpec, timeout_s: float, launch: Launcher, entry: grid.GridEntry) -> Cell:
-    """Run one cell in a process of its own; a timeout or crash becomes an ``error`` cell."""
-    started = time.perf_counter()
-    got = spawn_record("runtimes.bench.cell", spec.argv(), Cell, timeout_s, launch)
-    return got if isinstance(got, Cell) else _failed(entry, spec, got, started)
-
-
-def spawn_comparison(spec: CompareSpec, timeout_s: float, launch: Launcher) -> Comparison:
-    got = spawn_record("runtimes.bench.compare", spec.argv(), Comparison, timeout_s, launch)
-    if isinstance(got, Comparison):
-        return got
-    device = registry.get_spec(spec.runtime).device
-    return Comparison(spec.runtime, device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
-                      status="error", reason=got, b_runtime=spec.b_runtime)
-
-
-def precheck_comparison(spec: CompareSpec, manifest: Manifest) -> Comparison | None:
-    """A ``skipped`` comparison when a runtime cannot run its side's record here (no spawn)."""
-    for name, (variant, fmt) in zip(spec.runtimes, (spec.a, spec.b)):
-        rt = registry.get_spec(name)
-        rec = next(r for r in manifest.records() if r.variant == variant and r.format == fmt)
-        support = rt.create(spec.threads).supports(rec)
-        if not support.ok:
-            return Comparison(spec.runtime, rt.device, spec.batch, spec.a[0], spec.a[1], spec.b[0], spec.b[1],
-                              status="skipped", reason=f"{name}: {support.reason}", b_runtime=spec.b_runtime)
-    return None
-
-
 def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec],
                      opts: BenchOptions) -> list[CompareSpec]:
     """The interleaved comparisons, at the smallest batch:
@@ -289,18 +271,3 @@ def plan_comparisons(run_dir: Path, manifest: Manifest, specs: list[RuntimeSpec]
     return out
 
 
-def _failed(entry: grid.GridEntry, spec: CellSpec, reason: str, started: float) -> Cell:
-    return Cell(**grid.base_cell(entry, spec.batch, spec.threads), status=Status.ERROR, reason=reason,
-                wall_s=time.perf_counter() - started)
-
-
-def _child_env(threads: int | None) -> dict[str, str]:
-    from runtimes.openmp import cell_environment
-
-    env = cell_environment(dict(os.environ))  # cells wait as a deployment's threads would
-    # The cell must import this very ``runtimes`` package, installed or not.
-    root = str(Path(runtimes.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env

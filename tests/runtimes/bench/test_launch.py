@@ -9,7 +9,7 @@ import time
 import pytest
 
 from runtimes.bench.launch import FreshInterpreter, PreloadedFork, TimedOut, launcher
-from runtimes.bench.runner import _child_env
+from runtimes.bench.spawn import child_env as _child_env
 
 PROBE = "tests.support.cell_probe"
 
