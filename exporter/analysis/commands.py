@@ -9,46 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from exporter.analysis.inputs import (SENSITIVITY_SYNTHETIC_IMAGES, SWEEP_SYNTHETIC_IMAGES, AnalysisOptions,
+                                      analysis_inputs)
 from exporter.analysis.records import SensitivityReport, SweepReport, write_sensitivity, write_sweep
 from exporter.analysis.sensitivity import layer_sensitivity
 from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES, run_sweep
 from exporter.compress import magnitude, obs
-from exporter.data import synthetic_images
 from exporter.errors import BadInputError
-from exporter.evaluation import EvalSet
-from exporter.inputs import SYNTHETIC, load_inputs
-from exporter.options import (CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions,
-                              PreprocessOptions, check_sparsity)
+from exporter.options import check_sparsity
 from exporter.progress import SILENT, Reporter
-from exporter.recipe import Recipe
 from exporter.variants import default_variants, parse_variants, sweepable
+from runtimes.executor.options import LOCAL, ExecutorOptions
 from runtimes.manifest import PruneMethod, PruneScope
-
-SWEEP_SYNTHETIC_IMAGES = 256  # inputs when no --eval-data is given (output SQNR only)
-SENSITIVITY_SYNTHETIC_IMAGES = 128
-
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    out: Path = Path("artifacts/run")  # where the record (and its figures) go, e.g. a run directory
-    model: ModelOptions = ModelOptions()
-    compression: CompressionOptions = CompressionOptions()
-    calibration: CalibrationOptions = CalibrationOptions()
-    preprocess: PreprocessOptions = PreprocessOptions()
-    evaluation: EvalOptions = EvalOptions()
-
-
-def analysis_inputs(opts: AnalysisOptions, synthetic_n: int, reporter: Reporter = SILENT) -> tuple[Recipe, EvalSet]:
-    """The recipe and the eval set of an analysis; nothing is exported."""
-    inputs = load_inputs(opts.model, opts.preprocess, opts.calibration, opts.evaluation, reporter)
-    Path(opts.out).mkdir(parents=True, exist_ok=True)
-    ev = inputs.eval_set
-    if ev is None:
-        reporter.say(f"no --eval-data: {synthetic_n} SYNTHETIC inputs, output SQNR only (no accuracy)")
-        ev = EvalSet(synthetic_images(synthetic_n, inputs.preprocess, seed=7), None, SYNTHETIC)
-    return inputs.recipe(opts.compression, opts.calibration, opts.evaluation.max_accuracy_drop, reporter), ev
 
 
 def default_sweep_variants() -> tuple[str, ...]:
@@ -62,6 +35,7 @@ class SweepOptions:
     sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
     methods: tuple[PruneMethod, ...] = tuple(PruneMethod)  # obs and magnitude, compared
     channel_sparsities: tuple[float, ...] = DEFAULT_CHANNEL_SPARSITIES  # the slim variants' axis
+    executor: ExecutorOptions = LOCAL  # ray: each point a Ray task (exporter.analysis.sweep_fanout)
 
     def __post_init__(self) -> None:
         channels = tuple(check_sparsity(c, "--channel-sparsities") for c in self.channel_sparsities)
@@ -81,8 +55,14 @@ class SweepOptions:
 def sweep(opts: SweepOptions, reporter: Reporter = SILENT) -> SweepReport:
     """Run the sweep and write ``sweep.json`` into ``opts.analysis.out``."""
     recipe, ev = analysis_inputs(opts.analysis, SWEEP_SYNTHETIC_IMAGES, reporter)
-    report = run_sweep(recipe, parse_variants(opts.variants), ev, opts.sparsities, say=reporter.say,
-                       methods=opts.methods, channel_sparsities=opts.channel_sparsities)
+    if opts.executor.distributed:
+        from exporter.analysis.sweep_fanout import sweep_on_cluster
+
+        report = sweep_on_cluster(opts.analysis, recipe, ev, parse_variants(opts.variants), opts.sparsities,
+                                  opts.methods, opts.channel_sparsities, opts.executor, reporter)
+    else:
+        report = run_sweep(recipe, parse_variants(opts.variants), ev, opts.sparsities, say=reporter.say,
+                           methods=opts.methods, channel_sparsities=opts.channel_sparsities)
     write_sweep(opts.analysis.out, report)
     return report
 

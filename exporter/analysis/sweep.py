@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -50,34 +51,100 @@ def interleaved_latency_ms(a: bytes, b: bytes, example: np.ndarray, rounds: int 
     return float(np.median(times[0])), float(np.median(times[1]))
 
 
-def channel_points(recipe: Recipe, spec: VariantSpec, ev: EvalSet, levels: Sequence[float], ref: np.ndarray,
-                   say: Say) -> list[SweepPoint]:
-    """A slim variant at each channel sparsity: accuracy, MACs, size, and batch-1 latency against its dense
-    variant (built once)."""
+@dataclass(frozen=True)
+class PointPlan:
+    """One sweep point: a variant at one (method, order, sparsity), or a slim variant at one channel sparsity."""
+
+    variant: str
+    order: PruneOrder | None = None
+    method: PruneMethod | None = None
+    sparsity: float = 0.0
+    channel_sparsity: float | None = None
+
+
+def plan_points(specs: Sequence[VariantSpec], sparsities: Sequence[float], orders: Sequence[PruneOrder],
+                methods: Sequence[PruneMethod], channel_sparsities: Sequence[float]) -> list[PointPlan]:
+    """Every point of the sweep, in the order the record lists them."""
+    plans: list[PointPlan] = []
+    for spec in specs:
+        if spec.channel_pruned:
+            plans += [PointPlan(spec.name, channel_sparsity=float(c)) for c in channel_sparsities]
+            continue
+        for order in (list(orders) if spec.params.order_matters() else [None]):
+            for method, s in [(None, 0.0)] * (0.0 in sparsities) + [(m, s) for m in methods for s in sparsities
+                                                                        if s > 0]:
+                plans.append(PointPlan(spec.name, order, method, float(s)))
+    return plans
+
+
+class PointContext:
+    """What every point of one sweep reads: the recipe, the eval set, the FP32 logits; dense slim baselines
+    built once. The recipe caches calibrations by the options they depend on, so quantize-then-prune reuses one
+    calibration across every sparsity."""
+
+    def __init__(self, recipe: Recipe, ev: EvalSet):
+        self.recipe, self.ev = recipe, ev
+        self.ref = model_logits(recipe.loaded.model, ev.images)
+        self.example = ev.images[:2]
+        self._dense: dict[str, bytes] = {}
+
+    def dense_onnx(self, name: str) -> bytes:
+        from exporter.variants import get_variant
+
+        if name not in self._dense:
+            self._dense[name] = onnx_bytes(self.recipe.build(get_variant(name)), self.example)
+        return self._dense[name]
+
+
+def measure_point(ctx: PointContext, plan: PointPlan) -> SweepPoint:
+    """Build one point with the sweep's recipe, serialize it to ONNX in memory and measure it."""
     from exporter.variants import get_variant
 
-    example = ev.images[:2]
-    dense = onnx_bytes(recipe.build(get_variant(spec.dense)), example) if spec.dense else None
-    points = []
-    for c in levels:
-        t = time.perf_counter()
-        opts = dataclasses.replace(recipe.compression,
-                                   channels=dataclasses.replace(recipe.compression.channels, sparsity=float(c)))
-        built = recipe.build(spec, opts)
-        data = onnx_bytes(built, example)
-        logits = onnx_logits(data, ev.images)
-        top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
-        latency = speedup = None
-        if dense is not None:
-            latency, base = interleaved_latency_ms(data, dense, example.numpy())
-            speedup = base / latency
-        p = SweepPoint(spec.name, None, 0.0, built.sparsity.achieved, top1, top5, sqnr_db(ref, logits), len(data),
-                       zstd_size(data), time.perf_counter() - t, None, float(c), built.macs, latency, speedup)
-        points.append(p)
-        say(f"sweep {spec.name} channels {c:.0%}: " + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
-            + f"SQNR {p.sqnr_db:.1f} dB, {built.macs / 1e6:.0f}M MACs"
-            + (f", {latency:.2f} ms ({speedup:.2f}× {spec.dense})" if latency is not None else ""))
-    return points
+    spec, recipe, ev = get_variant(plan.variant), ctx.recipe, ctx.ev
+    t = time.perf_counter()
+    if plan.channel_sparsity is not None:
+        opts = dataclasses.replace(recipe.compression, channels=dataclasses.replace(
+            recipe.compression.channels, sparsity=plan.channel_sparsity))
+    else:
+        opts = dataclasses.replace(recipe.compression, sparsity=plan.sparsity,
+                                   order=plan.order or recipe.compression.order,
+                                   method=plan.method or recipe.compression.method)
+    built = recipe.build(spec, opts)
+    data = onnx_bytes(built, ctx.example)
+    logits = onnx_logits(data, ev.images)
+    top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
+    if plan.channel_sparsity is None:
+        return SweepPoint(spec.name, plan.order.value if plan.order else None, plan.sparsity,
+                          built.sparsity.achieved, top1, top5, sqnr_db(ctx.ref, logits), len(data), zstd_size(data),
+                          time.perf_counter() - t, plan.method.value if plan.method else None)
+    latency = speedup = None
+    if spec.dense:
+        latency, base = interleaved_latency_ms(data, ctx.dense_onnx(spec.dense), ctx.example.numpy())
+        speedup = base / latency
+    return SweepPoint(spec.name, None, 0.0, built.sparsity.achieved, top1, top5, sqnr_db(ctx.ref, logits), len(data),
+                      zstd_size(data), time.perf_counter() - t, None, plan.channel_sparsity, built.macs, latency,
+                      speedup)
+
+
+def point_line(p: SweepPoint) -> str:
+    acc = f"top-1 {p.top1:.2f}%, " if p.top1 is not None else ""
+    if p.channel_sparsity is not None:
+        return (f"sweep {p.variant} channels {p.channel_sparsity:.0%}: {acc}SQNR {p.sqnr_db:.1f} dB, "
+                f"{p.macs / 1e6:.0f}M MACs" + (f", {p.latency_ms:.2f} ms ({p.speedup:.2f}× dense)"
+                                                if p.latency_ms is not None else ""))
+    return (f"sweep {p.variant} {p.method or ''} {p.order or ''} sparsity {p.sparsity:.0%}: {acc}"
+            f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
+
+
+def sweep_report(ctx: PointContext, specs: Sequence[VariantSpec], sparsities: Sequence[float],
+                 channel_sparsities: Sequence[float], points: list[SweepPoint], seconds: float) -> SweepReport:
+    ev = ctx.ev
+    fp32_top1 = accuracy(ctx.ref, ev.labels)[0] if ev.labels is not None else None
+    return SweepReport(ctx.recipe.loaded.arch, ev.source, int(len(ev.images)), fp32_top1,
+                       [float(s) for s in sparsities], points,
+                       conclusions([p for p in points if p.channel_sparsity is None]), seconds, zstd_level=ZSTD_LEVEL,
+                       channel_sparsities=[float(c) for c in channel_sparsities]
+                       if any(s.channel_pruned for s in specs) else [])
 
 
 def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
@@ -86,39 +153,14 @@ def run_sweep(recipe: Recipe, specs: Sequence[VariantSpec], ev: EvalSet,
               say: Say = lambda m: None, methods: Sequence[PruneMethod] = tuple(PruneMethod),
               channel_sparsities: Sequence[float] = DEFAULT_CHANNEL_SPARSITIES) -> SweepReport:
     """Build every variant at every sparsity, method and order (where it applies) with ``recipe``; slim
-    variants along their channel-sparsity axis instead."""
+    variants along their channel-sparsity axis instead. One point after another, in this process."""
     t0 = time.perf_counter()
-    ref = model_logits(recipe.loaded.model, ev.images)
-    fp32_top1 = accuracy(ref, ev.labels)[0] if ev.labels is not None else None
-    example = ev.images[:2]
-    points: list[SweepPoint] = []
-    for spec in specs:
-        if spec.channel_pruned:
-            points += channel_points(recipe, spec, ev, channel_sparsities, ref, say)
-            continue
-        # The recipe caches calibrations by the options they depend on, so quantize-then-prune
-        # reuses one calibration across every sparsity.
-        for order in (list(orders) if spec.params.order_matters() else [None]):
-            for method, s in [(None, 0.0)] * (0.0 in sparsities) + [(m, s) for m in methods for s in sparsities
-                                                                        if s > 0]:
-                t = time.perf_counter()
-                opts = dataclasses.replace(recipe.compression, sparsity=s, order=order or recipe.compression.order,
-                                           method=method or recipe.compression.method)
-                built = recipe.build(spec, opts)
-                data = onnx_bytes(built, example)
-                logits = onnx_logits(data, ev.images)
-                top1, top5 = accuracy(logits, ev.labels) if ev.labels is not None else (None, None)
-                p = SweepPoint(spec.name, order.value if order else None, float(s), built.sparsity.achieved,
-                               top1, top5, sqnr_db(ref, logits), len(data), zstd_size(data),
-                               time.perf_counter() - t, method.value if method else None)
-                points.append(p)
-                say(f"sweep {spec.name} {p.method or ''} {p.order or ''} sparsity {s:.0%}: "
-                         + (f"top-1 {top1:.2f}%, " if top1 is not None else "")
-                         + f"SQNR {p.sqnr_db:.1f} dB, zstd {p.zstd_bytes / 1e6:.2f} MB")
-    return SweepReport(recipe.loaded.arch, ev.source, int(len(ev.images)), fp32_top1,
-                       [float(s) for s in sparsities], points, conclusions([p for p in points if p.channel_sparsity is None]),
-                       time.perf_counter() - t0, zstd_level=ZSTD_LEVEL,
-                       channel_sparsities=[float(c) for c in channel_sparsities] if any(s.channel_pruned for s in specs) else [])
+    ctx = PointContext(recipe, ev)
+    points = []
+    for plan in plan_points(specs, sparsities, orders, methods, channel_sparsities):
+        points.append(measure_point(ctx, plan))
+        say(point_line(points[-1]))
+    return sweep_report(ctx, specs, sparsities, channel_sparsities, points, time.perf_counter() - t0)
 
 
 def conclusions(points: Sequence[SweepPoint]) -> list[str]:

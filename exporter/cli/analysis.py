@@ -8,10 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from exporter.analysis.commands import AnalysisOptions, SweepOptions, default_sweep_variants
+from exporter.analysis.commands import SweepOptions, default_sweep_variants
+from exporter.analysis.inputs import AnalysisOptions
+from runtimes.executor.options import LOCAL
 from exporter.analysis.sweep import DEFAULT_CHANNEL_SPARSITIES, DEFAULT_SPARSITIES
 from exporter.cli.app import REPORTER, app, cli_errors, out_console, say
-from exporter.cli.options import (Target, BiasCorrectionOpt, EqualizeOpt, ChannelRound, FinetuneData, FinetuneEpochs, Seed, recovery_options, Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
+from exporter.cli.options import (ExecutorOpt, MaxRetries, RayAddress, executor_options,
+                                  Target, BiasCorrectionOpt, EqualizeOpt, ChannelRound, FinetuneData, FinetuneEpochs, Seed, recovery_options, Method, parse_methods, CalibData, CalibImages, CalibMethodOpt, EvalData, EvalImages, InputSize, Mean,
                                   Model, Resize, Scope, Sparsity, Std, VariantsOpt, Weights, analysis_options,
                                   parse_floats)
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,
@@ -51,8 +54,11 @@ def sweep(
     std: Std = None,
     eval_data: EvalData = EvalOptions.data,
     eval_images: EvalImages = EvalOptions.images,
+    executor: ExecutorOpt = LOCAL.kind.value,
+    ray_address: RayAddress = LOCAL.address,
+    max_retries: MaxRetries = LOCAL.max_retries,
 ) -> None:
-    """Accuracy and compressed size against sparsity, for both pruning orders."""
+    """Accuracy and compressed size against sparsity, for both pruning orders (points fan out with --executor ray)."""
     from exporter.analysis.commands import sweep as run_sweep
     from exporter.report.analyses import sweep_figures
 
@@ -64,7 +70,12 @@ def sweep(
                                   target=target, bias_correction=bias_correction, equalize=equalize),
         variants=tuple(variants_csv.split(",")), sparsities=parse_floats(sparsities, "--sparsities"),
         methods=tuple(parse_methods(methods)),
-        channel_sparsities=parse_floats(channel_sparsities, "--channel-sparsities"))
+        channel_sparsities=parse_floats(channel_sparsities, "--channel-sparsities"),
+        executor=executor_options(executor, ray_address, None, max_retries, None))
+    if opts.executor.distributed:
+        from runtimes.executor.ray_cluster import preflight
+
+        preflight(opts.executor)  # before the model and images load
     report = run_sweep(opts, REPORTER)
     sweep_figures(report, out / RUN_FILES.figures)
     for c in report.conclusions:

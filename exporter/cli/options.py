@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from exporter.analysis.commands import AnalysisOptions
+from exporter.analysis.inputs import AnalysisOptions
 from exporter.export import ExportOptions
 from exporter.formats.base import Int8OnnxLane, WriterSettings
 from exporter.options import (CalibrationOptions, ChannelOptions, CompressionOptions, EvalOptions, FinetuneOptions,

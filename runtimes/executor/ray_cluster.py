@@ -69,7 +69,7 @@ class RayCluster:
         ray = self.ray
         if self.address is not None:
             check_reachable(self.address)
-        kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level="WARNING", configure_logging=True)
+        kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
         if self.started_here:
             kwargs.update(include_dashboard=False, num_cpus=os.cpu_count() or 1)
         # Workers import this very checkout, installed or not.
