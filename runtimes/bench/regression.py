@@ -26,6 +26,7 @@ Cells present on one side only (or ``ok`` on one side only) are listed, never fa
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class Delta:
     threshold: float  # in the unit of ``change``
     verdict: Verdict
     note: str = ""
+    target: str | None = None  # the deployment target both cells ran on (a bench fanned out on Ray)
 
     @property
     def cell(self) -> str:
@@ -90,6 +92,8 @@ class Delta:
             where += f" {self.runtime}"
         if self.batch is not None:
             where += f" b{self.batch}"
+        if self.target is not None:
+            where += f" @{self.target}"
         return where
 
     @property
@@ -295,13 +299,15 @@ def _same_model(base: RunRecords, new: RunRecords) -> None:
                                 f"{b[0].num_classes} classes at {b[0].input.shape[1:]}")
 
 
-def _one_sided(base: dict[CellKey, Cell], new: dict[CellKey, Cell]) -> list[OneSided]:
+def _one_sided(base: dict[tuple[CellKey, str | None], Cell],
+               new: dict[tuple[CellKey, str | None], Cell]) -> list[OneSided]:
     out = []
     for side, here, there in (("base", base, new), ("new", new, base)):
-        for key, cell in here.items():
+        for (cell_key, target), cell in here.items():
             if not cell.ok:
                 continue
-            other = there.get(key)
+            other = there.get((cell_key, target))
+            key = cell_key if target is None else (*cell_key[:3], f"{cell_key[3]} @{target}")
             if other is None:
                 out.append(OneSided(side, _label(key), f"ok in {side} only; absent from the other run"))
             elif not other.ok:
@@ -322,13 +328,18 @@ def compare_runs(base_dir: Path, new_dir: Path, opts: CompareOptions = CompareOp
         notes.append("the runs come from different machines (" + "; ".join(differences) + "): latency "
                      + ("is gated anyway (--same-machine-only false)" if latency_gated
                         else "is compared but not gated (--same-machine-only false gates it)"))
-    b_cells = {_key(c): c for c in br.cells}
-    n_cells = {_key(c): c for c in nr.cells}
+    b_cells = {(_key(c), c.target): c for c in br.cells}
+    n_cells = {(_key(c), c.target): c for c in nr.cells}
     deltas = size_deltas(br.cells, nr.cells, opts)
-    for key, cell in b_cells.items():
-        other = n_cells.get(key)
+    for (key, target), cell in b_cells.items():
+        other = n_cells.get((key, target))
         if cell.ok and other is not None and other.ok:
-            deltas += cell_deltas(cell, other, opts, latency_gated)
+            gated = latency_gated
+            if cell.node is not None and other.node is not None:
+                # Fanned out: each target's cells are compared with that target's, machine against machine.
+                gated = not machine_differences(cell.node.environment, other.node.environment,
+                                                br.settings.threads, nr.settings.threads) or not opts.same_machine_only
+            deltas += [dataclasses.replace(d, target=target) for d in cell_deltas(cell, other, opts, gated)]
     if base.parity is not None and new.parity is not None:
         deltas += parity_deltas(base.parity, new.parity, opts)
     else:

@@ -70,6 +70,13 @@ def test_bench_across_two_targets_in_one_results_file(ray_cluster, tiny):
     report = render_report(tiny).read_text()
     assert "## Deployment targets" in report and "### a" in report and "### b" in report
     assert "**Each column is a different machine**" in report
+    # compare: each target's cells against the same target's, gated node against node
+    from runtimes.bench.regression import Verdict, compare_runs
+
+    same = compare_runs(tiny, tiny)
+    latency = [d for d in same.deltas if d.metric == "latency.median"]
+    assert {d.target for d in latency} == {"a", "b"} and len(latency) == len(ran)
+    assert all(d.verdict is Verdict.OK and d.cell.endswith(f"@{d.target}") for d in latency)
 
 
 def test_sharded_accuracy_over_1000_images_equals_the_serial_one(ray_cluster, tiny, tmp_path):
