@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
-from exporter.cli.options import (ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
+from exporter.cli.options import (ShardImages, ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
                                   DEFAULT_BATCH, Batch, EvalData, EvalImages, Json, MaxDrop, MinIters, Attempts, Remeasure, MinTime,
                                   RetryBudget,
                                   RunDir, Runtimes, Threads, Timeout, VariantsFilter, bench_options)
@@ -36,6 +36,7 @@ def bench_command(
     targets: TargetsOpt = None,
     max_retries: MaxRetries = LOCAL.max_retries,
     job_cpus: JobCpus = LOCAL.job_cpus,
+    shard_images: ShardImages = LOCAL.shard_images,
     as_json: Json = False,
 ) -> None:
     """Time every artifact in every runtime (one subprocess per cell); write results.json and results.csv."""
@@ -46,7 +47,7 @@ def bench_command(
 
     opts = bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop, variants, attempts,
                          remeasure, retry_budget,
-                         executor_options(executor, ray_address, targets, max_retries, job_cpus))
+                         executor_options(executor, ray_address, targets, max_retries, job_cpus, shard_images))
     evaluation = EvalOptions(eval_data, eval_images)
     manifest = require_verified(run_dir)
     if opts.executor.distributed:

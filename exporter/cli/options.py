@@ -116,6 +116,8 @@ MaxRetries = Annotated[int, typer.Option("--max-retries", help="how often Ray re
 JobCpus = Annotated[Optional[float], typer.Option("--job-cpus", help="CPUs each timing job asks Ray for "
                                                   "(default: this machine's cores: one cell at a time per node "
                                                   "of that size)")]
+ShardImages = Annotated[int, typer.Option("--shard-images", help="--executor ray: eval images per accuracy task "
+                                          "(whole batches; the shards' counts merge into the exact top-1/top-5)")]
 EvalData = Annotated[Optional[Path], typer.Option(help="ImageFolder to measure top-1/top-5 on")]
 EvalImages = Annotated[Optional[int], typer.Option(help="deterministic subset of --eval-data")]
 MaxDrop = Annotated[float, typer.Option(help="accuracy budget in points of top-1 (auto variant, recommendation)")]
@@ -234,9 +236,10 @@ def split_names(csv: str | None) -> tuple[str, ...] | None:
     return tuple(r.strip() for r in csv.split(",") if r.strip()) if csv else None
 
 
-def executor_options(executor, ray_address, targets, max_retries, job_cpus) -> ExecutorOptions:
+def executor_options(executor, ray_address, targets, max_retries, job_cpus,
+                     shard_images: int = LOCAL.shard_images) -> ExecutorOptions:
     return ExecutorOptions(kind=executor, address=ray_address, targets=split_names(targets) or (),
-                           max_retries=max_retries, job_cpus=job_cpus)
+                           max_retries=max_retries, job_cpus=job_cpus, shard_images=shard_images)
 
 
 def bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_console
 from exporter.cli.check import print_parity
 from exporter.report.recommend import terminal_lines
-from exporter.cli.options import (ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
+from exporter.cli.options import (ShardImages, ExecutorOpt, JobCpus, MaxRetries, RayAddress, TargetsOpt, executor_options,
                                   Target, BiasCorrectionOpt, EqualizeOpt, QatEpochs, QatLr, ChannelRound, ChannelSparsity, FinetuneData, FinetuneEpochs, Seed,
                                   recovery_options, BnRecalibrate, Method, DEFAULT_BATCH, RUN_VARIANTS, Degenerate, StrictPeers, Force, Batch, CalibData, CalibImages, CalibMethodOpt,
                                   EvalData, EvalImages, InputSize, MaxDrop, Mean, MinIters, Attempts, Remeasure, RetryBudget, MinTime, Model, Order,
@@ -72,6 +72,7 @@ def run(
     targets: TargetsOpt = None,
     max_retries: MaxRetries = LOCAL.max_retries,
     job_cpus: JobCpus = LOCAL.job_cpus,
+    shard_images: ShardImages = LOCAL.shard_images,
 ) -> None:
     """Export, parity, bench and report in one command."""
     from exporter.pipeline import RunOptions, run as run_pipeline
@@ -88,7 +89,7 @@ def run(
                                  strict_peers=strict_peers),
         bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,
                             attempts=attempts, remeasure=remeasure, retry_budget=retry_budget,
-                            executor=executor_options(executor, ray_address, targets, max_retries, job_cpus)))
+                            executor=executor_options(executor, ray_address, targets, max_retries, job_cpus, shard_images)))
     outcome = run_pipeline(opts, REPORTER, on_parity=print_parity)
     # The terminal ends with the answer: what to deploy (the report's Recommendation), then where the rest is.
     for line in terminal_lines(outcome.recommendations):

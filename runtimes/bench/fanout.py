@@ -36,12 +36,11 @@ from runtimes.bench.sizes import size_record
 from runtimes.bench.spawn import child_env, precheck_comparison, spawn_cell, spawn_comparison
 from runtimes.errors import BadInputError
 from runtimes.executor.blobs import Blob, StagedRun, record_files, staged_run_dir
-from runtimes.executor.options import ExecutorOptions
+from runtimes.executor.options import DEFAULT_SHARD_IMAGES, ExecutorOptions
 from runtimes.executor.ray_cluster import RayCluster, TaskFailed, attempt_number
 from runtimes.manifest import MANIFEST_NAME, ArtifactRecord, Manifest, read_manifest
 from runtimes.protocol import BatchedEval
 
-SHARD_IMAGES = 256  # images per accuracy shard (rounded up to whole batches)
 Progress = Callable[[int, int, Any], None]
 
 
@@ -148,7 +147,7 @@ def run_shard_job(job: ShardJob) -> ShardCounts:
     return ShardCounts(len(y), counts[1], counts.get(5))
 
 
-def shard_ranges(n: int, batch: int, shard_images: int = SHARD_IMAGES) -> list[tuple[int, int]]:
+def shard_ranges(n: int, batch: int, shard_images: int = DEFAULT_SHARD_IMAGES) -> list[tuple[int, int]]:
     """[start, stop) ranges covering ``n`` images, each a whole number of batches but the last."""
     size = max(batch, -(-shard_images // batch) * batch)
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
@@ -240,13 +239,14 @@ def measure_on_cluster(run_dir: Path, manifest: Manifest, entries: list[grid.Gri
                 status="error", reason=value.reason, b_runtime=c.b_runtime, target=target))
         cells = [dataclasses.replace(c, size=sizes[e.record.path]) for c, (_, e, _) in zip(cells, plan)]
         if eval_tensors is not None:
-            cells = evaluate_on_cluster(cluster, ship, cells, plan, max(batches), eval_tensors)
+            cells = evaluate_on_cluster(cluster, ship, cells, plan, max(batches), eval_tensors,
+                                        executor.shard_images)
     return cells, compared
 
 
 def evaluate_on_cluster(cluster: RayCluster, ship: Shipment, cells: list[Cell],
                         plan: list[tuple[str | None, grid.GridEntry, int]], batch: int,
-                        eval_tensors: Path) -> list[Cell]:
+                        eval_tensors: Path, shard_images: int = DEFAULT_SHARD_IMAGES) -> list[Cell]:
     """Top-1/top-5 of every ok cell at ``batch``, over the whole eval set, in shards on the cell's target."""
     path = Path(eval_tensors)
     if not path.is_file():
@@ -255,7 +255,7 @@ def evaluate_on_cluster(cluster: RayCluster, ship: Shipment, cells: list[Cell],
         images = np.ascontiguousarray(data["images"], dtype=np.float32)
         labels = np.asarray(data["labels"], dtype=np.int64)
     images_ref, labels_ref = cluster.put(images), cluster.put(labels)
-    ranges = shard_ranges(len(images), batch)
+    ranges = shard_ranges(len(images), batch, shard_images)
     asks: list[tuple[int, list[Any]]] = []
     for i, (cell, (target, entry, b)) in enumerate(zip(cells, plan)):
         if b != batch or not cell.ok:

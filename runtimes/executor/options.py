@@ -15,6 +15,7 @@ ADDRESS_ENV = "RAY_ADDRESS"
 TARGET_RESOURCE_PREFIX = "target:"
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_MAX_RETRIES = 3
+DEFAULT_SHARD_IMAGES = 1024
 NO_RAY = ("--executor ray needs the ray package, which is not importable here: install it with `make venv` "
           "(constraints.txt pins it)")
 
@@ -36,6 +37,9 @@ class ExecutorOptions:
     # once as it has job_cpus-sized shares: by default this machine's core count, so a node of the same size
     # times one cell at a time, as the local sweep does. None: os.cpu_count().
     job_cpus: float | None = None
+    # Images per accuracy shard (rounded up to whole batches): each shard is a task that stages its artifact and
+    # loads its runtime once, about a second, so a shard should take much longer than that.
+    shard_images: int = DEFAULT_SHARD_IMAGES
 
     def __post_init__(self) -> None:
         try:
@@ -56,6 +60,8 @@ class ExecutorOptions:
             raise BadInputError(f"--max-retries must be an integer >= 0, got {self.max_retries!r}")
         if self.job_cpus is not None and not self.job_cpus > 0:
             raise BadInputError(f"--job-cpus must be > 0, got {self.job_cpus!r}")
+        if not isinstance(self.shard_images, int) or isinstance(self.shard_images, bool) or self.shard_images < 1:
+            raise BadInputError(f"--shard-images must be an integer >= 1, got {self.shard_images!r}")
         if kind is ExecutorKind.RAY:
             if importlib.util.find_spec("ray") is None:
                 raise BadInputError(NO_RAY)

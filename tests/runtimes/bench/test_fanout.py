@@ -92,7 +92,8 @@ def test_sharded_accuracy_over_1000_images_equals_the_serial_one(ray_cluster, ti
     from runtimes.bench.runner import bench
     from runtimes.executor.options import ExecutorOptions
 
-    ex = ExecutorOptions(kind="ray", address=ray_cluster.address, targets=("b",), job_cpus=NODE_CPUS)
+    ex = ExecutorOptions(kind="ray", address=ray_cluster.address, targets=("b",), job_cpus=NODE_CPUS,
+                         shard_images=256)  # 4 shards to merge
     results = bench(tiny, BenchOptions(runtimes=("ort-cpu",), batches=(8,), threads=1, variants=("fp32",),
                                        min_time_s=0.05, min_iters=3, retry_budget_s=0, executor=ex),
                     eval_tensors=path)

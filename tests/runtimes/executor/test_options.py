@@ -28,6 +28,7 @@ def test_local_is_the_default_and_refuses_cluster_flags():
     (dict(kind="ray", targets=("a b",)), "is not a target name"),
     (dict(kind="ray", max_retries=-1), "--max-retries must be an integer >= 0"),
     (dict(kind="ray", job_cpus=0), "--job-cpus must be > 0"),
+    (dict(kind="ray", shard_images=0), "--shard-images must be an integer >= 1"),
     (dict(kind="ray", targets=("a",)), "--targets needs a cluster"),
 ])
 def test_bad_executor_options_are_one_line(kw, message, monkeypatch):
@@ -61,7 +62,7 @@ def test_an_unreachable_address_is_one_line_in_seconds():
 
 @pytest.mark.parametrize("n, batch", [(1000, 8), (1000, 7), (5, 8), (256, 1)])
 def test_shard_ranges_cover_every_image_once_in_whole_batches(n, batch):
-    ranges = shard_ranges(n, batch)
+    ranges = shard_ranges(n, batch, 256)
     covered = [i for lo, hi in ranges for i in range(lo, hi)]
     assert covered == list(range(n))
     assert all((hi - lo) % batch == 0 for lo, hi in ranges[:-1])
@@ -73,7 +74,7 @@ def test_merged_shard_counts_equal_the_serial_accuracy_exactly():
     labels = rng.integers(0, 10, 1000)
     serial = metrics.topk_accuracy(logits, labels)
     shards = []
-    for lo, hi in shard_ranges(1000, 8):
+    for lo, hi in shard_ranges(1000, 8, 256):
         c = metrics.topk_correct(logits[lo:hi], labels[lo:hi])
         shards.append(ShardCounts(hi - lo, c[1], c[5]))
     top1, top5, n = merge_counts(shards)
