@@ -18,7 +18,7 @@ from exporter.image_folder import list_image_folder
 from runtimes.bench.options import BenchOptions
 from runtimes.errors import BadInputError
 from runtimes.manifest import BiasCorrection, CalibMethod, PruneMethod, PruneOrder, PruneScope
-from runtimes.targets import DEFAULT_TARGET, get_target
+from runtimes.targets import DEFAULT_TARGET, get_target, resolve_target
 
 # The accuracy budget (top-1 points below FP32) has one default, the benchmark's.
 DEFAULT_MAX_ACCURACY_DROP = BenchOptions.max_accuracy_drop
@@ -79,7 +79,8 @@ class CalibrationOptions:
     def __post_init__(self) -> None:
         _positive(self.images, "--calib-images")
         _positive(self.batch, "calibration batch")
-        get_target(self.target)
+        # ``native`` is resolved here, once, so the manifest records the CPU class the artifacts are for.
+        object.__setattr__(self, "target", resolve_target(self.target))
         if self.data is not None:
             _require_images(self.data, "--calib-data")
 

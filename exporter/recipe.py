@@ -83,6 +83,10 @@ class Recipe:
     def calib_method(self) -> CalibMethod:
         return self.calibration.method
 
+    @property
+    def reduce_range(self) -> bool:
+        return self.calibration.reduce_range
+
     # --- pruning ----------------------------------------------------------------
     def prune(self, model: nn.Module, opts: CompressionOptions, label: str = "") -> list[str]:
         """Prune ``model`` in place with ``opts``; the warnings to record (damping raised, synthetic inputs)."""

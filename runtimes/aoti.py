@@ -12,7 +12,6 @@ The kernel census reads the package's generated C++ wrapper: each call of an ATe
 
 from __future__ import annotations
 
-import functools
 import json
 import platform
 import re
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.errors import ArtifactError, RuntimeUnavailable
+from runtimes.host_cpu import cpu_flags
 from runtimes.kernels import KernelCensus
 from runtimes.manifest import ArtifactRecord, Format
 from runtimes.protocol import CPU, Support, as_batch, register_runtime
@@ -49,18 +49,6 @@ def package_metadata(path: Path) -> dict[str, str]:
 
 def package_isa(path: Path) -> str:
     return package_metadata(path).get("AOTI_CPU_ISA", "")
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
 
 
 def isa_problem(isa: str, machine: str | None = None) -> str | None:

@@ -11,13 +11,16 @@ the compact families (docs/accuracy.md, *Activation width*), so the default targ
 modern class and 7 bits are a choice a user makes for an older fleet.
 
 A target is a frozen record registered once by name; ``--target`` picks one and
-the manifest records it (``quantization.target``).
+the manifest records it (``quantization.target``). ``--target native`` means the CPU the command runs on: the
+first registered target whose artifacts fbgemm runs exactly here (the default on VNNI/AMX CPUs, 7 bits on older
+x86), resolved once and recorded by its real name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtimes import host_cpu
 from runtimes.errors import BadInputError
 
 
@@ -40,8 +43,8 @@ class DeploymentTarget:
         if not self.exact_on or any(f in cpu_flags for f in self.exact_on):
             return None
         return (f"built for --target {self.name} (8-bit activations), timed on a CPU with none of "
-                f"{', '.join(self.exact_on)}: fbgemm's int16 pair sums may saturate there; rebuild with "
-                f"--target {OLDER_X86} for such CPUs")
+                f"{', '.join(self.exact_on)}: fbgemm's and oneDNN's int16 pair sums (TorchScript and .pt2 INT8) "
+                f"may saturate there; rebuild with --target {OLDER_X86} (or native) for such CPUs")
 
 
 _TARGETS: dict[str, DeploymentTarget] = {}
@@ -60,7 +63,19 @@ def get_target(name: str) -> DeploymentTarget:
     try:
         return _TARGETS[name]
     except KeyError:
-        raise BadInputError(f"unknown --target {name!r}; known: {', '.join(_TARGETS)}") from None
+        raise BadInputError(f"unknown --target {name!r}; known: {', '.join(_TARGETS)}, {NATIVE}") from None
+
+
+def native_target(cpu_flags: frozenset[str] | None = None) -> DeploymentTarget:
+    """The first registered target (the default first) whose INT8 artifacts fbgemm runs exactly on a CPU with
+    ``cpu_flags`` (None: this machine's). One always qualifies: the 7-bit target needs no flag."""
+    flags = host_cpu.int8_kernel_flags() if cpu_flags is None else cpu_flags
+    return next(t for t in _TARGETS.values() if t.risk_on(tuple(flags)) is None)
+
+
+def resolve_target(name: str) -> str:
+    """The registered name ``--target name`` means: ``native`` becomes this machine's target."""
+    return native_target().name if name == NATIVE else get_target(name).name
 
 
 def targets() -> tuple[DeploymentTarget, ...]:
@@ -69,6 +84,7 @@ def targets() -> tuple[DeploymentTarget, ...]:
 
 DEFAULT_TARGET = "x86-vnni"
 OLDER_X86 = "x86-avx2"
+NATIVE = "native"  # not a target: the name of "this machine's", resolved by resolve_target
 
 register_target(DeploymentTarget(
     name=DEFAULT_TARGET,

@@ -52,6 +52,7 @@ class Pt2eSource:
     float_model: nn.Module
     calib_images: torch.Tensor
     keep_float: tuple[str, ...] = ()
+    reduce_range: bool = False  # 7-bit activations, for a target without VNNI (oneDNN sums int16 pairs there too)
     # The lane's result, computed once for every writer that needs it (.pt2, and ONNX with --int8-onnx-lane pt2e).
     _quantized: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -60,7 +61,8 @@ class Pt2eSource:
         if "model" not in self._quantized:
             from exporter.compress import pt2e
 
-            self._quantized["model"] = pt2e.quantize(self.float_model, example, self.calib_images, self.keep_float)
+            self._quantized["model"] = pt2e.quantize(self.float_model, example, self.calib_images, self.keep_float,
+                                                    self.reduce_range)
         return self._quantized["model"]
 
 
@@ -94,6 +96,7 @@ class BuildContext(Protocol):
     loaded: LoadedModel
     calib_images: torch.Tensor
     calib_source: str  # "synthetic" or the calibration folder
+    reduce_range: bool  # 7-bit activations: what the deployment target needs (runtimes.targets)
     eval_set: EvalSet | None
     max_accuracy_drop: float
     reporter: Reporter

@@ -59,7 +59,7 @@ def pt2e_source(ctx: BuildContext, float_model: nn.Module, keep: tuple[str, ...]
                       "lanes; --order prune-then-quantize gives it a .pt2")
     if qat:
         return None, "its quantization-aware training is not ported to the pt2e lane"
-    return Pt2eSource(float_model, ctx.calib_images, keep), None
+    return Pt2eSource(float_model, ctx.calib_images, keep, ctx.reduce_range), None
 
 
 @register_builder

@@ -68,8 +68,9 @@ CalibData = Annotated[Optional[Path], typer.Option(help="ImageFolder directory f
 CalibImages = Annotated[int, typer.Option(help="deterministic subset size for calibration")]
 CalibMethodOpt = Annotated[CalibMethod, typer.Option(help="activation observer")]
 Target = Annotated[str, typer.Option("--target", help="the CPU class the INT8 artifacts are for: x86-vnni (VNNI/AMX, "
-                                                     "8-bit activations; the default) or x86-avx2 (no VNNI: 7-bit "
-                                                     "activations, which fbgemm cannot saturate)")]
+                                                     "8-bit activations; the default), x86-avx2 (no VNNI: 7-bit "
+                                                     "activations, which fbgemm cannot saturate) or native (the "
+                                                     "one this machine is)")]
 BiasCorrectionOpt = Annotated[BiasCorrection, typer.Option(
     "--bias-correction", help="after convert, shift each INT8 layer's bias so its mean output matches FP32: full "
                               "(in execution order, on the INT8 model's own inputs), fast (each layer's own error) "

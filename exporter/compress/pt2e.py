@@ -86,22 +86,26 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else "no message")[:300]
 
 
-def quantizer(keep_float: Iterable[str] = ()):
-    """torchao's X86InductorQuantizer, static, with its default x86 config; ``keep_float`` modules stay FP32."""
+def quantizer(keep_float: Iterable[str] = (), reduce_range: bool = False):
+    """torchao's X86InductorQuantizer, static, with its default x86 config; ``keep_float`` modules stay FP32.
+    ``reduce_range`` keeps activations in 7 bits, as torchao advises "on earlier CPUs without VNNI": oneDNN's
+    kernels there sum u8*s8 pairs in a saturating int16, like fbgemm's (runtimes.targets)."""
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
 
-    q = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    config = xiq.get_default_x86_inductor_quantization_config(reduce_range=reduce_range)
+    q = xiq.X86InductorQuantizer().set_global(config)
     for name in keep_float:
         # The captured graph names modules under the wrapper of :func:`capture`.
         q.set_module_name_qconfig(f"inner.{name}", None)
     return q
 
 
-def prepare(program: torch.export.ExportedProgram, keep_float: Iterable[str] = ()) -> torch.fx.GraphModule:
+def prepare(program: torch.export.ExportedProgram, keep_float: Iterable[str] = (),
+            reduce_range: bool = False) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     try:
-        return prepare_pt2e(program.module(), quantizer(keep_float))
+        return prepare_pt2e(program.module(), quantizer(keep_float, reduce_range))
     except Exception as exc:
         raise Pt2eError(f"prepare_pt2e(X86InductorQuantizer) failed: {type(exc).__name__}: {_first_line(exc)}") from exc
 
@@ -135,12 +139,13 @@ class Pt2eModel:
 
 
 def quantize(model: nn.Module, example: torch.Tensor, calib_images: torch.Tensor,
-             keep_float: Iterable[str] = ()) -> Pt2eModel:
-    """The float ``model`` quantized by the pt2e lane, calibrated on ``calib_images``."""
+             keep_float: Iterable[str] = (), reduce_range: bool = False) -> Pt2eModel:
+    """The float ``model`` quantized by the pt2e lane, calibrated on ``calib_images``, with 7-bit activations
+    where ``reduce_range`` (the deployment target's)."""
     if len(calib_images) == 0:
         raise Pt2eError("the pt2e lane needs calibration images")
     t0 = time.perf_counter()
-    prepared = prepare(capture(model, example), tuple(keep_float))
+    prepared = prepare(capture(model, example), tuple(keep_float), reduce_range)
     calibrate(prepared, calib_images)
     converted = convert(prepared)
     count = quantized_ops(converted)

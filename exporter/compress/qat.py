@@ -52,7 +52,11 @@ def _activation_fake_quant(observer: nn.Module):
     """A forward for a calibrated observer: round to the grid it calibrated, frozen."""
     scale, zero = observer.calculate_qparams()
     scale, zero = float(scale.reshape(-1)[0]), int(zero.reshape(-1)[0])
-    qmin, qmax = int(observer.quant_min), int(observer.quant_max)
+    # The dtype's whole range, not the observer's: with 7-bit activations (reduce_range) the observer chooses the
+    # scale for [0, 127], but the converted model quantizes to quint8 and keeps values up to 255 (torch's
+    # quantize_per_tensor and the kernels' requantization clamp to the dtype). Clamping at 127 would train the
+    # student on clipped activations the INT8 model never clips.
+    qmin, qmax = (0, 255) if observer.dtype == torch.quint8 else (-128, 127)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, qmin, qmax)

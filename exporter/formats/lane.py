@@ -38,7 +38,8 @@ def pt2e_quant_record(built: BuiltVariant) -> QuantRecord:
     """The quantization record of a file the pt2e lane quantized (the variant's own record is its fbgemm
     model's)."""
     src, base = built.pt2e, built.quant
+    bits = "7-bit (reduce_range)" if src.reduce_range else "UINT8"
     return QuantRecord(backend="x86-inductor (oneDNN)", scheme="per-channel symmetric INT8 weights, per-tensor "
-                       "affine UINT8 activations (X86InductorQuantizer default)", calib_method="histogram",
+                       f"affine {bits} activations (X86InductorQuantizer default)", calib_method="histogram",
                        calib_source=base.calib_source, calib_images=int(len(src.calib_images)),
-                       keep_float=list(src.keep_float), lane=pt2e.LANE, reduce_range=False, target=base.target)
+                       keep_float=list(src.keep_float), lane=pt2e.LANE, reduce_range=src.reduce_range, target=base.target)

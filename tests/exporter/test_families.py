@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import pytest
 
+from runtimes import host_cpu, targets
 from runtimes import metrics as M
 from tests.conftest import run_cli
 from tests.exporter.formats.test_onnx import onnx_activation_qparams, onnx_int8_weights, torchscript_int8_weights
@@ -38,6 +39,23 @@ INT8_MARGIN = 1.0
 # within one; the margin there is FP16's.
 BF16_INT8_MARGIN = 2.0
 NNCF_SANITY = 10.0  # the NNCF peer is compared, not gated: it must only be a working quantization
+# The runtimes that run the INT8 TorchScript through fbgemm. The default target's 8-bit activations are exact there
+# only on a CPU with VNNI/AMX; elsewhere its int16 pair sums may saturate, which the report must then say instead.
+FBGEMM_RUNTIMES = ("eager", "torchscript", "libtorch-cpp")
+
+
+def _gated_runtimes(out: Path, runtimes: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``runtimes`` whose INT8 accuracy is this machine's to gate: all of them where the run's target is exact
+    on this CPU; otherwise the ONNX ones, after checking that the report warns about the others (when the CPU
+    itself, not a kernel cap, lacks VNNI: the report reads the CPU's flags)."""
+    names = {a["quantization"]["target"] for a in json.loads((out / "manifest.json").read_text())["artifacts"]
+             if (a.get("quantization") or {}).get("target")}
+    target = targets.get_target(names.pop())
+    if target.risk_on(tuple(host_cpu.int8_kernel_flags())) is None:
+        return runtimes
+    if target.risk_on(json.loads((out / "results.json").read_text())["environment"]["cpu_flags"]):
+        assert "outside that class" in (out / "report.md").read_text()
+    return tuple(r for r in runtimes if r not in FBGEMM_RUNTIMES)
 
 
 def _run_on_shapes(out: Path, arch: str, weights: Path, shapes, *options: str) -> Path:
@@ -110,7 +128,7 @@ def test_int8_dense_is_within_a_point_of_fp32_in_every_runtime(family_run):
     # The trained model's held-out top-1 depends on the machine's float kernels (97 for MobileNetV3 and 96 for
     # EfficientNet-B0 on an AMX Xeon): the floor only proves it learned.
     assert fp32 >= 90.0, top1
-    for runtime in RUNTIMES:
+    for runtime in _gated_runtimes(out, RUNTIMES):
         assert top1[("int8-dense", runtime)] >= fp32 - _margin(out, "int8-dense", runtime), (runtime, top1)
 
 
@@ -184,6 +202,9 @@ def test_int8_zeros_survive_in_both_formats(family_run):
 # and 98.0 against FP32 97.0, 96.0, 97.0, while its held-out KL to FP32 fell to 0.55, 0.35 and 0.41 of
 # PTQ's (docs/accuracy.md, "QAT"). What QAT optimizes, closeness to FP32, is asserted below without labels.
 QAT_MARGIN = INT8_MARGIN
+# QAT is for the default target, as PTQ: on a CPU outside its class only ONNX Runtime is gated (_gated_runtimes).
+# (This machine's own 7-bit target is no substitute: with FBGEMM_ENABLE_INSTRUCTIONS=AVX2 the 7-bit QAT pruned INT8
+# read 93.0 against FP32 97.0 in eager, though its held-out KL to FP32 fell from PTQ's 0.066 to 0.040.)
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +249,7 @@ def test_qat_end_to_end(qat_run, family_runs, shapes):
     top1 = _top1(qat_run)
     fp32_top1 = top1[("fp32", "eager")]
     for variant in ("int8", "int8-dense"):
-        for runtime in ("eager", "torchscript", "ort-cpu"):
+        for runtime in _gated_runtimes(qat_run, ("eager", "torchscript", "ort-cpu")):
             assert top1[(variant, runtime)] >= fp32_top1 - QAT_MARGIN, (variant, runtime, top1)
     ts_w, _ = torchscript_int8_weights(qat_run / "int8.pt")
     ox_w = onnx_int8_weights(qat_run / "int8.onnx")

@@ -59,3 +59,11 @@ def test_cli_defaults_are_the_records_defaults(command):
     if command == "run":
         assert tuple(int(b) for b in d["batch"].split(",")) == BenchOptions.batches
         assert d["timeout"] == BenchOptions.timeout_s and d["min_iters"] == BenchOptions.min_iters
+
+
+def test_target_native_is_resolved_once_to_this_machines_target():
+    from runtimes import targets
+
+    opts = CalibrationOptions(target=targets.NATIVE)
+    assert opts.target == targets.native_target().name and opts.reduce_range is targets.native_target().reduce_range
+    assert CalibrationOptions(target=targets.OLDER_X86).reduce_range is True

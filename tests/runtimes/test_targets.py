@@ -26,3 +26,32 @@ def test_unknown_and_duplicate_targets():
         targets.get_target("arm")
     with pytest.raises(ValueError, match="registered twice"):
         targets.register_target(targets.get_target(targets.DEFAULT_TARGET))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"avx2", "avx512f", "avx512_vnni"}, targets.DEFAULT_TARGET),
+    ({"avx2", "amx_int8"}, targets.DEFAULT_TARGET),
+    ({"avx2", "fma"}, targets.OLDER_X86),
+    (set(), targets.OLDER_X86),  # cannot tell: the target that is exact everywhere
+])
+def test_native_is_the_first_target_exact_on_the_cpu(flags, expected):
+    assert targets.native_target(frozenset(flags)).name == expected
+
+
+def test_native_resolves_to_a_registered_name_and_follows_a_kernel_cap(monkeypatch):
+    from runtimes import host_cpu
+
+    monkeypatch.setattr(host_cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    monkeypatch.delenv("FBGEMM_ENABLE_INSTRUCTIONS", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert targets.resolve_target(targets.NATIVE) == targets.DEFAULT_TARGET
+    assert targets.resolve_target(targets.OLDER_X86) == targets.OLDER_X86
+    # fbgemm told to use its AVX2 kernels sums int16 pairs on this VNNI CPU too
+    monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "avx2")
+    assert "avx512_vnni" not in host_cpu.int8_kernel_flags()
+    assert targets.resolve_target(targets.NATIVE) == targets.OLDER_X86
+    monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "AVX512_E1")  # fbgemm's VNNI kernels
+    assert targets.resolve_target(targets.NATIVE) == targets.DEFAULT_TARGET
+    with pytest.raises(BadInputError, match="known: x86-vnni, x86-avx2, native"):
+        targets.resolve_target("arm")

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from runtimes import targets
 from tests.conftest import run_cli
 from tests.support import trained
 
@@ -27,6 +28,8 @@ INT8_POINTS = 1.0  # issue 21: INT8 .pt2 within 1 point of FP32 top-1 on the tra
 def pt2_run(shapes, train_on_shapes, tmp_path_factory) -> Path:
     ckpt, _ = train_on_shapes("resnet18", epochs=6)
     out = tmp_path_factory.mktemp("pt2") / "run"
+    # --target native: the exactness below holds where the artifacts' activation width suits this CPU (oneDNN,
+    # like fbgemm, sums u8*s8 pairs in a saturating int16 without VNNI).
     # int8 pruned inside the INT8 grid has no .pt2 (the pt2e lane takes float models): it is still written
     # as TorchScript, and the manifest says why it has no .pt2.
     res = run_cli(
@@ -36,7 +39,7 @@ def pt2_run(shapes, train_on_shapes, tmp_path_factory) -> Path:
         "--variants", "fp32,int8-dense,int8", "--order", "quantize-then-prune", "--prune-method", "magnitude",
         "--sparsity", "0.3", "--formats", "torchscript,pt2", "--runtimes", ",".join(RUNTIMES),
         "--batch", "1,4", "--min-time", "0.02", "--min-iters", "2", "--attempts", "1", "--no-remeasure",
-        "--parity-images", "16")
+        "--parity-images", "16", "--target", "native")
     assert res.exit_code == 0, res.output
     return out
 
@@ -54,6 +57,9 @@ def test_pt2_artifacts_record_how_they_were_compiled(pt2_run):
         assert c.isa and "aotinductor" in c.compiler
     int8 = pt2["int8-dense"]
     assert int8.quantization.lane == "pt2e-x86-inductor" and int8.compile.lane == "pt2e-x86-inductor"
+    # --target native: the pt2e lane's activation width is the target's too
+    native = targets.native_target()
+    assert int8.quantization.target == native.name and int8.quantization.reduce_range is native.reduce_range
     assert int8.lane_reference is not None and (pt2_run / int8.lane_reference.path).is_file()
     assert pt2["fp32"].lane_reference is None
     # the fbgemm lane's TorchScript of the same variant keeps its own record
