@@ -140,6 +140,9 @@ class BiasCorrectionRecord:
     skipped: list[str]  # layers whose shift was over the threshold (left as they were)
     max_abs_shift: float  # the largest per-channel shift applied
     seconds: float
+    # Why the INT8 kernels the correction ran on are not the target's (this CPU lacks VNNI, say): the shifts were
+    # fitted to this machine's arithmetic. None: measured on the target's class (or an older record).
+    outside_target: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ def target_section(ctx: ReportContext) -> str:
             continue
         lines.append(f"- INT8 artifacts built for **`--target {name}`**: {target.title}; activations in "
                      f"{target.activation_bits} bits.")
+        fitted_here = sorted({a.variant for a in ctx.manifest.artifacts if a.quantization.target == name
+                              and a.quantization.bias_correction is not None
+                              and a.quantization.bias_correction.outside_target})
+        if fitted_here:
+            lines.append(f"- ⚠ The bias correction of {', '.join(fitted_here)} ran on a build CPU outside that class: "
+                         f"its shifts absorb that CPU's saturation, and every file carries them, ONNX included. "
+                         f"Rebuild on a CPU of the class, or with `--target native` for the build CPU's own.")
         risk = target.risk_on(ctx.results.environment.cpu_flags)
         if risk:
             lines.append(f"- ⚠ This benchmark's CPU is outside that class: {risk}. ONNX files are not affected "
