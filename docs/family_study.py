@@ -2,14 +2,17 @@
 
 For one representative model per family, at a small input size:
 
-1. train it on the test shapes (tests/support/trained.py: 4 classes, 200 validation images), from scratch;
-2. ``shrinkwrap export`` it with fp32, fp32-pruned, int8 (OBS), int8-dense, fp16, mixed and the
-   ort-quantize-static peer, parity-gated; top-1 of every artifact in its format's runtime (eager, TorchScript,
-   ONNX Runtime) on the 200 validation images;
-3. write one JSON line per family to OUT/families.jsonl: lane, operators kept float, top-1 per variant and
-   runtime, INT8 parity against eager INT8 and FP32, which parity rule passed it, and the run's exit code.
+1. train it on the test shapes (tests/support/trained.py: 4 classes, 200 validation images), from scratch, into
+   OUT/weights/<model>.pt;
+2. ``shrinkwrap study`` the families of each input size at once, with that weights directory: fp32, fp32-pruned,
+   int8 (OBS), int8-dense, fp16, mixed and the ort-quantize-static peer, parity-gated, benchmarked and evaluated
+   on the 200 validation images in eager, TorchScript and ONNX Runtime (one job per model: ``--executor ray``
+   after ``--`` fans them out);
+3. write one JSON line per family to OUT/families.jsonl from the study's records: lane, operators kept float,
+   top-1 per artifact in its format's runtime, INT8 parity against eager INT8 and FP32, which parity rule passed
+   it, and the model's study status.
 
-    .venv/bin/python docs/family_study.py OUT [family ...] [-- extra export flags, e.g. --target x86-avx2]
+    .venv/bin/python docs/family_study.py OUT [family ...] [-- extra study flags, e.g. --target x86-avx2]
 
 Untrained models say nothing about INT8 parity in deep squeeze-excitation families (their eager INT8 model is a
 few dB from FP32: see the README's parity policy); trained ones do.
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from typer.testing import CliRunner  # noqa: E402
 
 from exporter.cli import app  # noqa: E402
+from exporter.study.records import read_study  # noqa: E402
 from tests.support import trained  # noqa: E402
 
 # family -> (representative model, input size it is trained and run at)
@@ -40,57 +44,59 @@ FAMILIES = {
     "alexnet": ("alexnet", 224), "swin": ("swin_t", 224), "maxvit": ("maxvit_t", 224),
 }
 VARIANTS = "fp32,fp32-pruned,int8,int8-dense,fp16,mixed,ort-quantize-static"
+RUNTIMES = "eager,torchscript,ort-cpu"
+# Each format's top-1 is read in its reference runtime, as the old export-only study measured it.
+FORMAT_RUNTIME = {"onnx": "ort-cpu", "torchscript": "torchscript"}
 
 
-def top1(run_dir: Path, val: Path, size: int) -> dict[str, float]:
-    """Top-1 of every artifact and eager reference on the validation shapes, each in its format's runtime."""
-    import numpy as np
-
-    import runtimes
-
-    x, y = trained.load_tensors(val, size)
-    x, y = x.numpy(), y.numpy()
-    manifest = runtimes.verify(run_dir)
-    out = {}
-    for rec in [*manifest.references, *manifest.artifacts]:
-        with runtimes.load(run_dir / rec.path) as model:
-            logits = np.concatenate([model.run(x[i:i + 50]) for i in range(0, len(x), 50)])
-        out[f"{rec.variant}.{rec.format}"] = round(float((logits.argmax(1) == y).mean() * 100), 1)
-    return out
-
-
-def study(name: str, arch: str, size: int, data: dict[str, Path], out: Path, extra: tuple = ()) -> dict:
-    ckpt = out / f"{arch}-{size}.pt"
-    t0 = time.perf_counter()
+def train(arch: str, size: int, data: dict[str, Path], weights: Path) -> dict:
+    """Train ``arch`` at ``size`` into weights/<arch>.pt (kept: a second study reuses it); its stats."""
+    ckpt = weights / f"{arch}.pt"
+    if ckpt.exists():
+        return {}
     # At 224 px a model trains ~12x slower than at 64: 3 epochs there (enough on the shapes to leave chance).
-    epochs = 3 if size >= 224 else None
-    stats = trained.train(data["train"], ckpt, arch=arch, size=size, epochs=epochs) if not ckpt.exists() else {}
-    trained_s = time.perf_counter() - t0
-    run_dir = out / arch
+    return trained.train(data["train"], ckpt, arch=arch, size=size, epochs=3 if size >= 224 else None)
+
+
+def run_study(models: list[str], size: int, data: dict[str, Path], weights: Path, out: Path, extra: tuple) -> int:
+    """``shrinkwrap study`` of ``models`` at ``size`` px into ``out``; its exit code (4: a model failed parity)."""
     res = CliRunner().invoke(app, [
-        "export", "--out", str(run_dir), "--force", "--model", arch, "--weights", str(ckpt),
-        "--calib-data", str(data["train"]), "--calib-images", "128", *extra,
+        "study", "--models", ",".join(models), "--out", str(out), "--force", "--weights", str(weights),
+        "--calib-data", str(data["train"]), "--calib-images", "128", "--eval-data", str(data["val"]),
         "--resize", str(size), "--input-size", str(size), "--mean", ",".join(map(str, trained.MEAN)),
-        "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--parity-images", "32"],
+        "--std", ",".join(map(str, trained.STD)), "--variants", VARIANTS, "--runtimes", RUNTIMES,
+        "--parity-images", "32", "--batch", "50", "--min-time", "0.05", "--min-iters", "2", *extra],
         catch_exceptions=True)
-    row: dict = {"family": name, "model": arch, "size": size, "train": stats, "train_s": round(trained_s, 1),
-                 "export_s": round(time.perf_counter() - t0 - trained_s, 1), "exit": res.exit_code,
-                 "error": res.output.strip().splitlines()[-1] if res.exit_code else None}
+    print(res.output.strip().splitlines()[-1] if res.output.strip() else f"study exit {res.exit_code}", flush=True)
+    return res.exit_code
+
+
+def family_row(name: str, arch: str, size: int, study_dir: Path, row) -> dict:
+    """One families.jsonl line from the study's row of ``arch`` and its run directory's records."""
+    out: dict = {"family": name, "model": arch, "size": size, "status": row.status,
+                 "exit": 0 if row.status == "ok" else 4 if row.status == "parity-failed" else 1,
+                 "error": row.reason or None, "wall_s": row.wall_s}
+    run_dir = study_dir / row.run_dir if row.run_dir else None
+    if run_dir is None:
+        return out
     if (run_dir / "manifest.json").exists():
         manifest = json.loads((run_dir / "manifest.json").read_text())
         int8 = next((a for a in manifest["artifacts"] if a["variant"] == "int8-dense"), None)
         if int8:
-            row["lane"] = int8["quantization"]["lane"]
-            row["float_ops"] = {op: len(where) for op, where in int8["quantization"]["float_ops"].items()}
-    if (run_dir / "manifest.json").exists():
-        row["top1"] = top1(run_dir, data["val"], size)
+            out["lane"] = int8["quantization"]["lane"]
+            out["float_ops"] = {op: len(where) for op, where in int8["quantization"]["float_ops"].items()}
+    if (run_dir / "results.json").exists():
+        cells = json.loads((run_dir / "results.json").read_text())["cells"]
+        out["top1"] = {f"{c['variant']}.{c['format']}": c["top1"] for c in cells
+                       if c["status"] == "ok" and c["top1"] is not None
+                       and c["runtime"] == FORMAT_RUNTIME.get(c["format"], c["runtime"])}
     if (run_dir / "parity.json").exists():
         parity = json.loads((run_dir / "parity.json").read_text())["results"]
-        row["parity"] = {f"{p['variant']}.{p['format']}": {
+        out["parity"] = {f"{p['variant']}.{p['format']}": {
             "sqnr": round(p["sqnr_db"], 1) if p["sqnr_db"] != float("inf") else "inf",
             "vs_fp32": p.get("sqnr_vs_fp32_db"), "eager_vs_fp32": p.get("eager_sqnr_vs_fp32_db"),
             "noise_rule": p.get("passed_by_noise_rule"), "passed": p["passed"]} for p in parity}
-    return row
+    return out
 
 
 def main(out: Path, names: list[str], extra: tuple = ()) -> None:
@@ -99,15 +105,29 @@ def main(out: Path, names: list[str], extra: tuple = ()) -> None:
     if not data["train"].exists():
         trained.write_image_folder(data["train"], per_class=100, seed=0)
         trained.write_image_folder(data["val"], per_class=50, seed=1)
+    weights = out / "weights"
+    weights.mkdir(exist_ok=True)
+    by_size: dict[int, list[str]] = {}
+    stats: dict[str, dict] = {}
+    for name in names or list(FAMILIES):
+        arch, size = FAMILIES[name]
+        t0 = time.perf_counter()
+        stats[name] = {"train": train(arch, size, data, weights), "train_s": round(time.perf_counter() - t0, 1)}
+        by_size.setdefault(size, []).append(name)
     with (out / "families.jsonl").open("a") as f:
-        for name in names or list(FAMILIES):
-            arch, size = FAMILIES[name]
-            row = study(name, arch, size, data, out, extra)
-            row["flags"] = list(extra)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            print(json.dumps({k: row.get(k) for k in ("family", "model", "exit", "error", "lane", "train_s",
-                                                     "export_s")}), flush=True)
+        for size, group in by_size.items():
+            study_dir = out / f"study-{size}px"
+            code = run_study([FAMILIES[n][0] for n in group], size, data, weights, study_dir, extra)
+            if not (study_dir / "study.json").is_file():
+                sys.exit(f"the study of {', '.join(group)} wrote nothing (exit {code})")
+            rows = {r.model: r for r in read_study(study_dir).models}
+            for name in group:
+                arch = FAMILIES[name][0]
+                row = {**family_row(name, arch, size, study_dir, rows[arch]), **stats[name], "flags": list(extra)}
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                print(json.dumps({k: row.get(k) for k in ("family", "model", "status", "error", "lane", "train_s",
+                                                         "wall_s")}), flush=True)
 
 
 def table(study_jsonl: Path, speed_jsonl: Path | None) -> str:

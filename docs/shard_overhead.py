@@ -6,6 +6,7 @@ shard and as 8 shards of 128, in one process (``run_shard_job`` called directly)
 cluster; the difference over the 7 extra shards is the per-shard overhead, with and without Ray's dispatch.
 
     .venv/bin/python docs/shard_overhead.py RUN_DIR EVAL_DIR [--variants fp32,int8-dense] [--runtime ort-cpu]
+        [--format onnx]
 
 RUN_DIR is an exported run (``shrinkwrap export``); EVAL_DIR an ImageFolder (the shared ImageNet sample), cycled
 to 1024 images. One JSON line per variant on stdout.
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("eval_dir", type=Path)
     ap.add_argument("--variants", default="fp32,int8-dense")
     ap.add_argument("--runtime", default="ort-cpu")
+    ap.add_argument("--format", default="onnx", help="the artifact format the runtime reads (onnx, torchscript)")
     args = ap.parse_args()
     manifest = read_manifest(args.run_dir)
     data = load_image_folder(args.eval_dir, Preprocess(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
@@ -60,8 +62,8 @@ def main() -> None:
     with RayCluster(ExecutorOptions(kind="ray", job_cpus=1)) as cluster:
         images_ref, labels_ref = cluster.put(images), cluster.put(labels)
         for variant in args.variants.split(","):
-            record = next(r for r in manifest.records() if r.variant == variant and r.format == "onnx")
-            row: dict = {"variant": variant, "runtime": args.runtime, "images": IMAGES, "batch": BATCH,
+            record = next(r for r in manifest.records() if r.variant == variant and r.format == args.format)
+            row: dict = {"variant": variant, "format": args.format, "runtime": args.runtime, "images": IMAGES, "batch": BATCH,
                          "cpus": os.cpu_count()}
             local = staged(args.run_dir, manifest, record)
             for shard in (IMAGES, SMALL):

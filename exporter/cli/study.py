@@ -11,7 +11,7 @@ from exporter.cli.app import REPORTER, app, cli_errors, command_line, out_consol
 from exporter.cli.options import (DEFAULT_BATCH, RUN_VARIANTS, Batch, CalibData, CalibImages, EvalData, EvalImages,
                                   ExecutorOpt, Force, FormatsOpt, InputSize, JobCpus, MaxDrop, MaxRetries, MinIters,
                                   MinTime, ParityImages, RayAddress, Resize, RetryBudget, Runtimes, Sparsity,
-                                  Threads, Timeout, VariantsOpt, Weights, bench_options,
+                                  Mean, Std, Target, Threads, Timeout, VariantsOpt, bench_options,
                                   executor_options, export_options, parity_options, split_names)
 from exporter.options import CalibrationOptions, CompressionOptions, EvalOptions, ModelOptions, ParityOptions
 from runtimes.bench.options import BenchOptions
@@ -19,6 +19,8 @@ from runtimes.executor.options import LOCAL
 
 Models = Annotated[str, typer.Option("--models", help="comma-separated torchvision classifiers, or all "
                                      "(see `shrinkwrap models`)")]
+StudyWeights = Annotated[str, typer.Option("--weights", help="imagenet, random (UNTRAINED), or a directory "
+                                           "holding each model's checkpoint as <model>.pt")]
 StudyOut = Annotated[Path, typer.Option("--out", help="study directory to write (a run directory per model, "
                                         "study.json, study.md)")]
 
@@ -28,7 +30,7 @@ StudyOut = Annotated[Path, typer.Option("--out", help="study directory to write 
 def study_command(
     models: Models,
     out: StudyOut = Path("artifacts/study"),
-    weights: Weights = ModelOptions.weights,
+    weights: StudyWeights = ModelOptions.weights,
     variants_csv: VariantsOpt = RUN_VARIANTS,
     formats: FormatsOpt = None,
     sparsity: Sparsity = CompressionOptions.sparsity,
@@ -36,6 +38,9 @@ def study_command(
     calib_images: CalibImages = CalibrationOptions.images,
     resize: Resize = None,
     input_size: InputSize = None,
+    mean: Mean = None,
+    std: Std = None,
+    target: Target = CalibrationOptions.target,
     parity_images: ParityImages = ParityOptions.DEFAULT_IMAGES,
     runtimes: Runtimes = None,
     batch: Batch = DEFAULT_BATCH,
@@ -62,8 +67,8 @@ def study_command(
     names = split_names(models) or ()
     export = export_options(out / "model", names[0] if names else "resnet18", weights, variants_csv, sparsity,
                             CompressionOptions.scope, CompressionOptions.order, calib_data, calib_images,
-                            CalibrationOptions.method, resize, input_size, None, None, eval_data, eval_images,
-                            max_accuracy_drop, command, True, formats=formats)
+                            CalibrationOptions.method, resize, input_size, mean, std, eval_data, eval_images,
+                            max_accuracy_drop, command, True, formats=formats, target=target)
     run = RunOptions(export=export,
                      parity=parity_options(parity_images, None, calib_data),
                      bench=bench_options(runtimes, batch, threads, min_time, min_iters, timeout, max_accuracy_drop,

@@ -25,6 +25,7 @@ from runtimes.errors import BadInputError, ParityError, ShrinkwrapError
 from runtimes.executor.options import LOCAL, ExecutorOptions
 
 ALL = "all"
+CHECKPOINT_SUFFIX = ".pt"  # a weights directory holds <model>.pt per model
 
 
 class StudyFailed(ShrinkwrapError):
@@ -51,18 +52,33 @@ class StudyOptions:
         if unknown:
             raise BadInputError(f"--models: unknown model(s) {', '.join(unknown)} (see `shrinkwrap models`)")
         object.__setattr__(self, "names", tuple(dict.fromkeys(names)))
+        folder = self.weights_folder
+        if folder is not None:
+            missing = [f"{m}{CHECKPOINT_SUFFIX}" for m in self.names if not (folder / f"{m}{CHECKPOINT_SUFFIX}").is_file()]
+            if missing:
+                raise BadInputError(f"--weights {folder}: no checkpoint for {', '.join(missing)} (a weights directory "
+                                    f"holds each model's as <model>{CHECKPOINT_SUFFIX})")
         out = Path(self.out)
         if out.exists() and any(out.iterdir()) and not self.force:
             raise BadInputError(f"{out} exists and is not empty: pass --force to replace it")
 
 
+    @property
+    def weights_folder(self) -> Path | None:
+        """The directory of per-model checkpoints ``--weights`` names, or None (imagenet, random, one file)."""
+        weights = Path(self.run.export.model.weights)
+        return weights.resolve() if weights.is_dir() else None
+
+
 def _job(opts: StudyOptions, model: str) -> ModelJob:
     run = opts.run
     e = run.export
+    folder = opts.weights_folder
+    weights = str(folder / f"{model}{CHECKPOINT_SUFFIX}") if folder is not None else e.model.weights
     # Absolute paths: a Ray worker's working directory is not this one.
     cal = dataclasses.replace(e.calibration, data=Path(e.calibration.data).resolve() if e.calibration.data else None)
     ev = dataclasses.replace(e.evaluation, data=Path(e.evaluation.data).resolve() if e.evaluation.data else None)
-    export = dataclasses.replace(e, model=dataclasses.replace(e.model, model=model), calibration=cal,
+    export = dataclasses.replace(e, model=dataclasses.replace(e.model, model=model, weights=weights), calibration=cal,
                                  evaluation=ev, command=opts.command, force=True)
     # Inside a study job the benchmark runs on the job's own node, one cell after another.
     bench = dataclasses.replace(run.bench, executor=LOCAL)

@@ -49,3 +49,32 @@ def test_study_here_and_its_refusals(sample_dir, tmp_path):
     unknown = run_cli("study", "--models", "resnet18,lenet", "--out", str(tmp_path / "x"), "--weights", "random")
     assert unknown.exit_code == 2 and "unknown model(s) lenet" in unknown.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_weights_directory_gives_each_model_its_own_checkpoint(sample_dir, tmp_path):
+    """``--weights DIR``: each model's checkpoint is DIR/<model>.pt (docs/family_study.py trains one per family);
+    a model without one is refused in one line before any work."""
+    import torch
+
+    from runtimes.architectures import build_float_model
+    from runtimes.manifest import read_manifest
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    torch.save(build_float_model("resnet18", 1000).state_dict(), weights / "resnet18.pt")
+    missing = run_cli("study", "--models", "resnet18,mobilenet_v3_large", "--weights", str(weights),
+                      "--out", str(tmp_path / "none"))
+    assert missing.exit_code == 2 and "no checkpoint for mobilenet_v3_large.pt" in missing.output, missing.output
+    assert not (tmp_path / "none").exists()
+
+    out = tmp_path / "study"
+    res = run_cli("study", "--models", "resnet18", "--weights", str(weights), "--calib-data", str(sample_dir),
+                  "--variants", "fp32,int8-dense", *SMALL_RUN, "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
+                  "--target", "x86-avx2", "--out", str(out))
+    assert res.exit_code in (0, 4), res.output  # an untrained checkpoint's INT8 may fail parity: published either way
+    manifest = read_manifest(out / "resnet18")
+    assert manifest.weights.source == "checkpoint" and manifest.weights.path == str((weights / "resnet18.pt").resolve())
+    inputs = {(tuple(a.input.mean), tuple(a.input.std)) for a in manifest.artifacts}
+    assert inputs == {((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))}
+    assert {a.quantization.target for a in manifest.artifacts if a.variant == "int8-dense"} == {"x86-avx2"}
