@@ -165,13 +165,15 @@ def preflight(opts: ExecutorOptions) -> None:
 
 def attempt_number() -> int:
     """Inside a task: how many times this task has started on this node, this start included (2 and more:
-    a worker died running it and Ray retried it here). Counted in the node's Ray session directory."""
+    a worker died running it and Ray retried it here). Counted in marker files under Ray's temp root, which
+    outlives clusters: task ids repeat from one cluster to the next (job ids restart), so each marker is named by
+    the node id too, random for every node start."""
     import ray
 
     ctx = ray.get_runtime_context()
     marks = Path(ctx.get_temp_dir()) / "shrinkwrap-attempts"
     marks.mkdir(parents=True, exist_ok=True)
-    path = marks / ctx.get_task_id()
+    path = marks / f"{ctx.get_node_id()}-{ctx.get_task_id()}"
     with path.open("a") as f:
         f.write(f"{os.getpid()}\n")
     return len(path.read_text().splitlines())
